@@ -1,0 +1,66 @@
+"""The differentiable inner loop shared by MAML-style learners (and the HPO surrogate).
+
+Parameters are plain dicts of tensors and the network is called through
+``torch.func.functional_call``, so the adapted weights stay in the autograd graph
+(second order) or are detached per step (first order) without copying modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+Params = dict[str, Tensor]
+LossFn = Callable[[Params, int], Tensor]
+"""``loss_fn(params, step)`` returns the support loss of the task under ``params``."""
+
+
+def forward(module: nn.Module, params: Mapping[str, Tensor], *args, buffers: Mapping[str, Tensor] | None = None, **kwargs):
+    """Calls ``module`` with ``params`` (and optionally ``buffers``) in place of its own tensors."""
+    tensors = dict(params) if buffers is None else {**buffers, **params}
+    return functional_call(module, tensors, args, kwargs, strict=False)
+
+
+def adapt(
+    params: Params,
+    loss_fn: LossFn,
+    steps: int,
+    lrs: float | Sequence[float | Tensor] | Mapping[str, Tensor],
+    first_order: bool = False,
+) -> Params:
+    """Runs ``steps`` of gradient descent on ``loss_fn`` and returns the adapted parameters.
+
+    ``lrs`` is a scalar, one value per step, or a mapping ``name -> tensor[steps]`` of learned
+    per-layer per-step rates (MAML++ LSLR / Meta-SGD). With ``first_order=True`` the gradients
+    are taken without a graph, so the result depends on the initial params only through
+    the identity (FOMAML); otherwise ``create_graph=True`` keeps second-order terms.
+    """
+    names = list(params)
+    current = dict(params)
+    for step in range(steps):
+        loss = loss_fn(current, step)
+        needs_graph = not first_order and torch.is_grad_enabled()
+        grads = torch.autograd.grad(
+            loss, [current[n] for n in names], create_graph=needs_graph, allow_unused=True
+        )
+        updated = {}
+        for name, grad in zip(names, grads):
+            if grad is None:
+                updated[name] = current[name]
+                continue
+            if first_order:
+                grad = grad.detach()
+            updated[name] = current[name] - _step_lr(lrs, name, step) * grad
+        current = updated
+    return current
+
+
+def _step_lr(lrs, name: str, step: int):
+    if isinstance(lrs, Mapping):
+        return lrs[name][step]
+    if isinstance(lrs, (int, float)):
+        return lrs
+    return lrs[step]
