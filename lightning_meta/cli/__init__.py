@@ -1,0 +1,1 @@
+"""Command-line entry points: ``python train.py`` and the ``lightning-meta`` console command."""

@@ -1,0 +1,76 @@
+"""The ``lightning-meta`` console command: ``train``, ``test``, ``collect`` and ``suggest``.
+
+``train`` and ``test`` take the same Hydra overrides as ``python train.py`` and read the configs
+packaged in ``lightning_meta/conf``, so they work from any directory after ``pip install``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+USAGE = """usage: lightning-meta COMMAND [ARGS...]
+
+commands:
+  train   [OVERRIDES...]   meta-train then test, e.g. `lightning-meta train model=maml data=omniglot`
+  test    ckpt_path=PATH [OVERRIDES...]   evaluate a checkpoint on the fixed test episodes
+  collect [ARGS...]        run short real trainings and record them in the experience pool (--help)
+  suggest [ARGS...]        propose hyperparameters for a task from a mapping (--help)
+
+config groups (choose with GROUP=OPTION, e.g. data=miniimagenet; `+experiment=NAME` for presets):
+{groups}
+Hydra flags work too: --multirun, --cfg job, --help.
+"""
+
+
+def config_groups() -> str:
+    """One line per config group with its options, read from the packaged config folder."""
+    lines = []
+    for group in sorted(p for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra"):
+        options = sorted(f.stem for f in group.glob("*.yaml"))
+        lines.append(f"  {group.name:<10} {', '.join(options)}")
+    return "\n".join(lines)
+
+
+def _hydra_run(overrides: list[str]) -> None:
+    import hydra
+
+    from lightning_meta.cli.train import run
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+    def _main(cfg) -> float | None:
+        metrics = run(cfg)
+        return metrics.get("test_acc", metrics.get("val_acc"))
+
+    sys.argv = ["lightning-meta", *overrides]
+    _main()
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(USAGE.format(groups=config_groups()))
+        return
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        _hydra_run(rest)
+    elif command == "test":
+        if not any(a.startswith("ckpt_path=") for a in rest):
+            sys.exit("lightning-meta test: give the checkpoint to evaluate, e.g. `lightning-meta test ckpt_path=logs/.../last.ckpt`.")
+        _hydra_run(["train=false", "test=true", *rest])
+    elif command == "collect":
+        from lightning_meta.hpo.collect import main as collect_main
+
+        collect_main(rest)
+    elif command == "suggest":
+        from lightning_meta.hpo.suggest import main as suggest_main
+
+        suggest_main(rest)
+    else:
+        sys.exit(f"lightning-meta: unknown command '{command}'. Valid commands: train, test, collect, suggest (see --help).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Builds the objects of a Hydra config and runs meta-training and testing.
+
+Everything is instantiated from ``_target_`` nodes, checked for compatibility (data vs backbone vs
+learner) and only then handed to the Trainer, so bad input fails in seconds, not after an epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from lightning_meta.preflight import check_model_fits_data
+
+log = logging.getLogger(__name__)
+
+
+def _instantiate_dict(node: DictConfig | None) -> list:
+    """Instantiates every ``_target_`` child of a group such as ``callbacks`` or ``logger``."""
+    if not node:
+        return []
+    return [instantiate(child) for child in node.values() if isinstance(child, DictConfig) and "_target_" in child]
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Meta-trains and/or tests as ``cfg`` says; returns the final metrics (``test_acc``, ``test_acc_ci95``, ...)."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit" if cfg.train else "test")
+    model = instantiate(cfg.model)
+    check_model_fits_data(model, datamodule)
+
+    callbacks = _instantiate_dict(cfg.get("callbacks"))
+    loggers = _instantiate_dict(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for lg in trainer.loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    metrics: dict[str, float] = {}
+    ckpt_path = cfg.get("ckpt_path")
+    if cfg.train:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
+        # Test the best validated weights when a checkpoint callback kept them, else the final ones.
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+        ckpt_path = "best" if best else None
+    if cfg.test:
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        metrics.update(results[0] if results else {})
+        _report(metrics, model)
+    return metrics
+
+
+def _report(metrics: dict[str, float], model) -> None:
+    if "test_acc" not in metrics:
+        return
+    bn = getattr(model.hparams, "bn_mode", None)
+    suffix = f" (BatchNorm: {bn})" if bn else ""
+    line = f"Test accuracy: {100 * metrics['test_acc']:.2f}% ± {100 * metrics.get('test_acc_ci95', float('nan')):.2f}% (95% CI){suffix}"
+    log.info(line)
+    print(line, flush=True)

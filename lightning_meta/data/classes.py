@@ -1,0 +1,67 @@
+"""Images of one split grouped by class: what episodes are sampled from.
+
+Every data set (Omniglot, miniImageNet, CIFAR-FS, FC100, an image folder) is loaded into one
+``ClassImages`` per stage, so the episode sampler never needs to know where images came from.
+Images are kept as uint8 in memory (all the standard few-shot sets fit) and turned into float
+tensors only for the few images an episode draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from lightning_meta.errors import DataError
+
+
+class ClassImages:
+    """A split's images as one uint8 tensor ``[total, C, H, W]`` plus the row range of each class.
+
+    ``view(images, k)`` may derive a class from stored rows, e.g. Omniglot's rotations: stored
+    class ``c`` is served as ``views`` classes ``c * views + k``.
+    """
+
+    def __init__(
+        self,
+        images: Tensor,
+        class_sizes: Sequence[int],
+        class_names: Sequence[str],
+        views: int = 1,
+        view: Callable[[Tensor, int], Tensor] | None = None,
+    ) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise DataError(f"ClassImages expects a uint8 tensor [N, C, H, W], got {images.dtype} {tuple(images.shape)}.")
+        if sum(class_sizes) != images.shape[0]:
+            raise DataError(f"Class sizes add up to {sum(class_sizes)} but there are {images.shape[0]} images.")
+        if len(class_names) != len(class_sizes) * views:
+            raise DataError(f"{len(class_names)} class names for {len(class_sizes)} stored classes x {views} views.")
+        self.images = images
+        self.sizes = torch.as_tensor(list(class_sizes), dtype=torch.long)
+        self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), self.sizes.cumsum(0)])
+        self.class_names = list(class_names)
+        self.views = views
+        self.view = view
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def num_samples(self, c: int) -> int:
+        return int(self.sizes[c // self.views])
+
+    @property
+    def min_samples(self) -> int:
+        return int(self.sizes.min()) if len(self.sizes) else 0
+
+    def get(self, c: int, idx: Sequence[int]) -> Tensor:
+        """Float images in [0, 1], shape ``[len(idx), C, H, W]``, of class ``c``."""
+        stored, k = divmod(c, self.views)
+        rows = self.offsets[stored] + torch.as_tensor(list(idx), dtype=torch.long)
+        out = self.images[rows].float().div_(255.0)
+        return self.view(out, k) if self.view is not None else out

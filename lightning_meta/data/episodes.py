@@ -1,0 +1,99 @@
+"""N-way K-shot episodes: which classes and images a task draws, and in which order.
+
+An episode is a pure function of ``(seed, index)``: the same index gives the same task in any
+process, worker or rank. Evaluation uses indices ``0..n-1`` (a fixed set); training uses
+``EpisodeSampler``, which hands out fresh indices every epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Sampler
+
+from lightning_meta.data.classes import ClassImages
+from lightning_meta.errors import DataError
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """Ways (classes per task), shots (support images per class) and queries (query images per class)."""
+
+    ways: int
+    shots: int
+    queries: int
+
+    def check(self, classes: ClassImages, where: str) -> None:
+        """Raises ``DataError`` if ``classes`` cannot serve this episode shape."""
+        if min(self.ways, self.shots) < 1 or self.queries < 0:
+            raise DataError(f"{where}: ways and shots must be >= 1 and queries >= 0, got {self}.")
+        if self.ways > classes.num_classes:
+            raise DataError(
+                f"{where}: {self.ways}-way episodes need {self.ways} classes but the split has only "
+                f"{classes.num_classes}. Fix: lower ways to <= {classes.num_classes}."
+            )
+        need = self.shots + self.queries
+        if need > classes.min_samples:
+            raise DataError(
+                f"{where}: shots + queries = {self.shots} + {self.queries} = {need} images per class, but some "
+                f"classes have only {classes.min_samples}. Fix: make shots + queries <= {classes.min_samples}."
+            )
+
+
+class EpisodeDataset(Dataset):
+    """Map-style dataset whose item ``i`` is episode ``i`` of ``seed``.
+
+    Returns ``(support_x [N*K, C, H, W], support_y [N*K], query_x [N*Q, C, H, W], query_y [N*Q])``
+    with labels remapped to ``0..N-1`` in a random class order, grouped by class.
+    """
+
+    def __init__(self, classes: ClassImages, spec: EpisodeSpec, num_episodes: int, seed: int | tuple[int, ...]) -> None:
+        self.classes = classes
+        self.spec = spec
+        self.num_episodes = num_episodes
+        self.seed = tuple(seed) if isinstance(seed, (tuple, list)) else (int(seed),)
+
+    def __len__(self) -> int:
+        return self.num_episodes
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        rng = np.random.default_rng([*self.seed, int(index)])
+        n, k, q = self.spec.ways, self.spec.shots, self.spec.queries
+        chosen = rng.choice(self.classes.num_classes, size=n, replace=False)
+        support, query = [], []
+        for c in chosen:
+            idx = rng.choice(self.classes.num_samples(int(c)), size=k + q, replace=False)
+            images = self.classes.get(int(c), idx.tolist())
+            support.append(images[:k])
+            query.append(images[k:])
+        labels = torch.arange(n)
+        return (
+            torch.cat(support),
+            labels.repeat_interleave(k),
+            torch.cat(query) if q else torch.empty(0, *self.classes.input_shape),
+            labels.repeat_interleave(q),
+        )
+
+
+class EpisodeSampler(Sampler[int]):
+    """Training indices: ``num_episodes`` fresh episodes each epoch, reproducible from the seed.
+
+    The epoch comes from ``epoch_source`` (the Trainer's ``current_epoch``), so a run resumed from
+    a checkpoint sees the same episodes as an uninterrupted one. Under DDP, Lightning wraps this
+    sampler and gives each rank a disjoint share of the indices.
+    """
+
+    def __init__(self, num_episodes: int, epoch_source: Callable[[], int]) -> None:
+        self.num_episodes = num_episodes
+        self.epoch_source = epoch_source
+
+    def __len__(self) -> int:
+        return self.num_episodes
+
+    def __iter__(self) -> Iterator[int]:
+        start = int(self.epoch_source()) * self.num_episodes
+        return iter(range(start, start + self.num_episodes))

@@ -1,0 +1,127 @@
+"""Omniglot (Lake et al. 2015) from the arrays shipped with the package, with the Vinyals or Lake split.
+
+The package ships all 1623 characters x 20 drawings as two compressed boolean arrays
+(``assets/omniglot``, MIT license, source and sha256 in ``assets/omniglot/README.md``), so the
+default run needs no download. Images are inverted (ink = 1), resized with antialiasing and kept
+as uint8; the Vinyals split serves each character at 4 rotations as 4 classes.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lightning_meta.data.classes import ClassImages
+from lightning_meta.errors import DataError
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+SHIPPED = ASSETS / "omniglot"
+SPLITS = ASSETS / "splits" / "omniglot_vinyals"
+SHA256 = {
+    "images_background.npz": "8bf84167413cd00beacdce3fe582f780ab538d8dbef043a6d688f2527bbce199",
+    "images_evaluation.npz": "0b84c7ffd94c4841c0040e529c86a82eaaccb986d8eadad5673f7991b7475276",
+}
+ROTATIONS = ("rot000", "rot090", "rot180", "rot270")
+
+
+def load_omniglot(
+    root: str | Path | None = None, image_size: int = 28, split: str = "vinyals", download: bool = False, **_
+) -> dict[str, ClassImages]:
+    """Train/val/test classes of Omniglot. ``root`` holds the two ``.npz`` files (default: the shipped ones).
+
+    With ``download=True`` and no arrays in ``root``, the official PNG zips are fetched into
+    ``root`` and read instead (see ``omniglot_zips``).
+    """
+    if split not in ("vinyals", "lake"):
+        raise DataError(f"Unknown Omniglot split '{split}'. Fix: use split=vinyals or split=lake.")
+    folder = Path(root) if root is not None else SHIPPED
+    if not all((folder / name).is_file() for name in SHA256):
+        if download or any(folder.glob("images_*.zip")):
+            from lightning_meta.data.omniglot_zips import load_omniglot_zips
+
+            return load_omniglot_zips(folder, image_size=image_size, split=split, download=download)
+        raise DataError(
+            f"Omniglot arrays not found in {folder}: expected {', '.join(SHA256)}. Fix: leave data.root unset "
+            "to use the arrays shipped with lightning_meta, put the official images_background.zip and "
+            "images_evaluation.zip there, or set data.dataset_kwargs.download=true to fetch them."
+        )
+    images, names = _characters(str(folder), int(image_size))
+    if split == "lake":
+        background = [i for i, n in enumerate(names) if n.startswith("background/")]
+        evaluation = [i for i, n in enumerate(names) if n.startswith("evaluation/")]
+        stages = {"train": background, "val": evaluation, "test": evaluation}
+        return {s: _classes(images, rows, [names[r] for r in rows], views=1) for s, rows in stages.items()}
+    by_name = {n.split("/", 1)[1]: i for i, n in enumerate(names)}
+    out = {}
+    for stage in ("train", "val", "test"):
+        lines = (SPLITS / f"{stage}.txt").read_text().split()
+        chars = list(dict.fromkeys(line.rsplit("/", 1)[0] for line in lines))
+        rows = [by_name[c] for c in chars]
+        out[stage] = _classes(images, rows, [f"{c}/{r}" for c in chars for r in ROTATIONS], views=4)
+    return out
+
+
+def _classes(images: Tensor, rows: list[int], names: list[str], views: int) -> ClassImages:
+    picked = images[torch.as_tensor(rows)]
+    flat = picked.reshape(-1, 1, *picked.shape[-2:])
+    view = _rotate if views == 4 else None
+    return ClassImages(flat, [picked.shape[1]] * len(rows), names, views=views, view=view)
+
+
+def _rotate(x: Tensor, k: int) -> Tensor:
+    return torch.rot90(x, k, dims=(-2, -1))
+
+
+@functools.lru_cache(maxsize=2)
+def _characters(folder: str, image_size: int) -> tuple[Tensor, list[str]]:
+    """All characters as uint8 ``[1623, 20, S, S]`` (ink = 255) and names ``background/Alphabet/characterNN``."""
+    index = _index(Path(folder))
+    parts, names = [], []
+    for file, part in (("images_background.npz", "background"), ("images_evaluation.npz", "evaluation")):
+        path = Path(folder) / file
+        _check_sha256(path, SHA256[file])
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                raw = npz["images"]
+        except Exception as err:  # zipfile.BadZipFile, KeyError, ValueError: all mean a broken file
+            raise DataError(f"Cannot read Omniglot array file {path}: {err}. Fix: delete it and restore a good copy.") from err
+        parts.append(_resize(raw, image_size))
+        names += [f"{part}/{index[(file, row)]}" for row in range(raw.shape[0])]
+    return torch.cat(parts), names
+
+
+def _resize(raw: np.ndarray, size: int) -> Tensor:
+    """Bool ``[N, D, 105, 105]`` (True = background) to uint8 ink-high ``[N, D, size, size]``, in chunks."""
+    n, d, h, w = raw.shape
+    flat = raw.reshape(n * d, 1, h, w)
+    out = torch.empty(n * d, 1, size, size, dtype=torch.uint8)
+    for start in range(0, n * d, 4096):
+        x = 1.0 - torch.from_numpy(flat[start : start + 4096]).float()
+        if size != h:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[start : start + 4096] = x.mul_(255).round_().clamp_(0, 255).to(torch.uint8)
+    return out.reshape(n, d, size, size)
+
+
+def _index(folder: Path) -> dict[tuple[str, int], str]:
+    path = folder / "omniglot_npz_index.csv"
+    if not path.is_file():
+        path = SHIPPED / "omniglot_npz_index.csv"
+    with path.open(newline="") as f:
+        return {(r["npz_file"], int(r["npz_row"])): f"{r['alphabet']}/{r['character']}" for r in csv.DictReader(f)}
+
+
+def _check_sha256(path: Path, expected: str) -> None:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != expected:
+        raise DataError(
+            f"Checksum mismatch for {path}: sha256 {digest}, expected {expected}. The file is corrupted or not "
+            "the official array. Fix: delete it and restore it (reinstall lightning_meta for the shipped copy)."
+        )

@@ -1,0 +1,137 @@
+"""``MetaLearner``: what MAML, Reptile and ProtoNet share as LightningModules.
+
+Subclasses implement ``meta_loss`` (the training objective of one meta-batch) and
+``adapt_and_predict`` (few-shot inference on one task). The base class runs the episodic
+train/val/test steps, accuracy via torchmetrics, the 95% confidence interval over the fixed
+test episodes, and the outer optimizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+from torchmetrics import CatMetric, MeanMetric
+
+from lightning_meta.errors import ConfigError
+
+Batch = tuple[Tensor, Tensor, Tensor, Tensor]
+
+
+def build_backbone(backbone: nn.Module | Mapping) -> nn.Module:
+    """Accepts a module, or a Hydra node with ``_target_`` (kept in hparams so checkpoints rebuild it)."""
+    if isinstance(backbone, nn.Module):
+        return backbone
+    if isinstance(backbone, Mapping) and "_target_" in backbone:
+        return instantiate(backbone)
+    raise ConfigError(f"backbone must be an nn.Module or a config with _target_, got {type(backbone).__name__}.")
+
+
+def set_bn_mode(module: nn.Module, mode: str) -> None:
+    """``transductive``: BatchNorm always normalises with the current batch (support or query set)
+    and keeps no running statistics, as in the MAML reference code. ``running``: standard BatchNorm
+    with running statistics used in eval mode (non-transductive)."""
+    if mode not in ("transductive", "running"):
+        raise ConfigError(f"bn_mode must be 'transductive' or 'running', got '{mode}'.")
+    if mode == "running":
+        return
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.track_running_stats = False
+            m.running_mean = m.running_var = m.num_batches_tracked = None
+
+
+class MetaLearner(L.LightningModule):
+    """Episodic train/val/test loops; ``test_acc`` and ``test_acc_ci95`` over the test episodes."""
+
+    #: True when the head has one output per way (MAML, Reptile): the data's ways must match it.
+    fixed_ways: bool = False
+    #: True when evaluation adapts with gradients, so inference mode must be off.
+    needs_grad_in_eval: bool = True
+
+    def __init__(
+        self,
+        backbone: nn.Module | Mapping,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        lr_step_size: int | None = None,
+        lr_gamma: float = 0.5,
+        bn_mode: str = "transductive",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone"] if isinstance(backbone, nn.Module) else None)
+        if isinstance(backbone, DictConfig):  # plain containers keep checkpoints loadable with weights_only
+            for hp in (self._hparams, self._hparams_initial):
+                hp["backbone"] = OmegaConf.to_container(backbone, resolve=True)
+        self.backbone = build_backbone(backbone)
+        set_bn_mode(self.backbone, bn_mode)
+        self.lr = lr
+        self.val_acc = MeanMetric()
+        self.test_accs = CatMetric()
+
+    # --- what subclasses provide -------------------------------------------------------------
+    def meta_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Returns (loss to backpropagate, mean query accuracy) for a meta-batch."""
+        raise NotImplementedError
+
+    def adapt_and_predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
+        """Few-shot inference on one task: query logits ``[NQ, ways]`` after learning from the support set."""
+        raise NotImplementedError
+
+    # --- Lightning hooks ----------------------------------------------------------------------
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss, acc = self.meta_loss(batch)
+        self.log("train_loss", loss, prog_bar=True, batch_size=batch[0].shape[0])
+        self.log("train_acc", acc, prog_bar=True, batch_size=batch[0].shape[0])
+        return loss
+
+    def _episode_accuracies(self, batch: Batch) -> Tensor:
+        if self.needs_grad_in_eval and torch.is_inference_mode_enabled():
+            raise ConfigError(
+                f"{type(self).__name__} adapts with gradients during validation and testing, but the Trainer runs "
+                "them in inference mode. Fix: Trainer(inference_mode=False) (the shipped trainer configs set it)."
+            )
+        accs = []
+        with torch.enable_grad() if self.needs_grad_in_eval else torch.no_grad():
+            for sx, sy, qx, qy in zip(*batch):
+                logits = self.adapt_and_predict(sx, sy, qx)
+                accs.append((logits.argmax(-1) == qy).float().mean())
+        return torch.stack(accs).detach()
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        accs = self._episode_accuracies(batch)
+        self.val_acc.update(accs)
+        self.log("val_acc", self.val_acc, prog_bar=True, on_epoch=True, batch_size=accs.numel())
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self.test_accs.update(self._episode_accuracies(batch))
+
+    def on_test_epoch_end(self) -> None:
+        accs = self.test_accs.compute().flatten()
+        n = accs.numel()
+        ci95 = 1.96 * accs.std(unbiased=True) / n**0.5 if n > 1 else torch.tensor(float("nan"))
+        self.log("test_acc", accs.mean())
+        self.log("test_acc_ci95", ci95)
+        self.log("test_episodes", float(n))
+        self.test_accs.reset()
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.hparams.weight_decay)
+        if not self.hparams.lr_step_size:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, self.hparams.lr_step_size, self.hparams.lr_gamma)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def accuracy(logits: Tensor, target: Tensor) -> Tensor:
+    return (logits.argmax(-1) == target).float().mean()
+
+
+def cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    return F.cross_entropy(logits, target)

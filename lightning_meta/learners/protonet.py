@@ -1,0 +1,63 @@
+"""Prototypical Networks (Snell et al. 2017): classify queries by distance to class-mean embeddings.
+
+No inner loop: a task is "learned" by averaging the support embeddings of each class, so train
+ways can exceed test ways (the paper trains 60-way on Omniglot) and evaluation needs no gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lightning_meta.errors import ConfigError
+from lightning_meta.learners.base import Batch, MetaLearner, accuracy
+
+
+class ProtoNet(MetaLearner):
+    """Euclidean (squared distance, as in the paper) or cosine (scaled) prototype classifier."""
+
+    needs_grad_in_eval = False
+
+    def __init__(
+        self,
+        backbone: nn.Module | Mapping,
+        lr: float = 1e-3,
+        distance: str = "euclidean",
+        cosine_scale: float = 10.0,
+        weight_decay: float = 0.0,
+        lr_step_size: int | None = None,
+        lr_gamma: float = 0.5,
+        bn_mode: str = "running",
+    ) -> None:
+        if distance not in ("euclidean", "cosine"):
+            raise ConfigError(f"ProtoNet distance must be 'euclidean' or 'cosine', got '{distance}'.")
+        super().__init__(backbone, lr, weight_decay, lr_step_size, lr_gamma, bn_mode)
+
+    def logits(self, support: Tensor, support_y: Tensor, query: Tensor) -> Tensor:
+        """Query logits from embeddings: negative distance to each class prototype."""
+        ways = int(support_y.max()) + 1
+        prototypes = torch.zeros(ways, support.shape[-1], dtype=support.dtype, device=support.device)
+        prototypes.index_add_(0, support_y, support)
+        prototypes = prototypes / torch.bincount(support_y, minlength=ways).unsqueeze(1).to(support.dtype)
+        if self.hparams.distance == "cosine":
+            return self.hparams.cosine_scale * F.normalize(query, dim=-1) @ F.normalize(prototypes, dim=-1).T
+        return -torch.cdist(query, prototypes).pow(2)
+
+    def meta_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        sx, sy, qx, qy = batch
+        b, ns, nq = sx.shape[0], sx.shape[1], qx.shape[1]
+        z = self.backbone(torch.cat([sx.flatten(0, 1), qx.flatten(0, 1)]))
+        zs, zq = z[: b * ns].view(b, ns, -1), z[b * ns :].view(b, nq, -1)
+        losses, accs = [], []
+        for i in range(b):
+            logits = self.logits(zs[i], sy[i], zq[i])
+            losses.append(F.cross_entropy(logits, qy[i]))
+            accs.append(accuracy(logits, qy[i]))
+        return torch.stack(losses).mean(), torch.stack(accs).mean()
+
+    def adapt_and_predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
+        z = self.backbone(torch.cat([support_x, query_x]))
+        return self.logits(z[: len(support_x)], support_y, z[len(support_x) :])

@@ -1,0 +1,64 @@
+"""Conv4: the four-block convolutional backbone of MAML, ProtoNet and Reptile papers.
+
+``downsample="stride"`` is the MAML reference network for 28 px Omniglot (stride-2 convs, mean
+over the last feature map); ``downsample="pool"`` uses stride-1 convs with 2x2 max-pooling (MAML
+on 84 px miniImageNet with 32 filters, ProtoNet with 64 filters). With ``out_features=None`` the
+network returns its flattened embedding (ProtoNet); otherwise a linear head gives logits.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from lightning_meta.errors import ConfigError
+
+
+def _block(cin: int, cout: int, downsample: str) -> nn.Sequential:
+    stride = 2 if downsample == "stride" else 1
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+    if downsample == "pool":
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class Conv4(nn.Module):
+    """Four conv-BN-ReLU blocks, then a linear head (or none, for embeddings)."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_features: int | None = 5,
+        hidden: int = 64,
+        downsample: Literal["stride", "pool"] = "stride",
+        image_size: int = 28,
+    ) -> None:
+        super().__init__()
+        if downsample not in ("stride", "pool"):
+            raise ConfigError(f"Conv4 downsample must be 'stride' or 'pool', got '{downsample}'.")
+        side = image_size
+        for _ in range(4):
+            side = (side + 1) // 2 if downsample == "stride" else side // 2
+        if side < 1:
+            raise ConfigError(
+                f"Conv4 with downsample={downsample} cannot take {image_size} px images: four 2x downsamplings "
+                "leave no pixels. Fix: use images of at least 16 px (image.size) or downsample=stride."
+            )
+        self.downsample = downsample
+        self.features = nn.Sequential(*[_block(in_channels if i == 0 else hidden, hidden, downsample) for i in range(4)])
+        self.embedding_dim = hidden if downsample == "stride" else hidden * side * side
+        self.head = nn.Linear(self.embedding_dim, out_features) if out_features else None
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def embed(self, x: Tensor) -> Tensor:
+        h = self.features(x)
+        return h.mean(dim=(2, 3)) if self.downsample == "stride" else torch.flatten(h, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.embed(x)
+        return self.head(z) if self.head is not None else z

@@ -1,0 +1,19 @@
+"""Meta-train and test a learner: ``python train.py model=maml data=omniglot [overrides]``.
+
+See ``conf/`` for the config groups and ``README.md`` for examples (multirun, experiments, DDP).
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from lightning_meta.cli.train import run
+
+
+@hydra.main(version_base="1.3", config_path="lightning_meta/conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    metrics = run(cfg)
+    return metrics.get("test_acc", metrics.get("val_acc"))  # value for Hydra sweepers (e.g. Optuna)
+
+
+if __name__ == "__main__":
+    main()
