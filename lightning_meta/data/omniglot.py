@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lightning_meta.data.classes import ClassImages
+from lightning_meta.data.omniglot_zips import load_omniglot_zips, rotate
 from lightning_meta.errors import DataError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -44,8 +45,6 @@ def load_omniglot(
     folder = Path(root) if root is not None else SHIPPED
     if not all((folder / name).is_file() for name in SHA256):
         if download or any(folder.glob("images_*.zip")):
-            from lightning_meta.data.omniglot_zips import load_omniglot_zips
-
             return load_omniglot_zips(folder, image_size=image_size, split=split, download=download)
         raise DataError(
             f"Omniglot arrays not found in {folder}: expected {', '.join(SHA256)}. Fix: leave data.root unset "
@@ -71,12 +70,8 @@ def load_omniglot(
 def _classes(images: Tensor, rows: list[int], names: list[str], views: int) -> ClassImages:
     picked = images[torch.as_tensor(rows)]
     flat = picked.reshape(-1, 1, *picked.shape[-2:])
-    view = _rotate if views == 4 else None
+    view = rotate if views == 4 else None
     return ClassImages(flat, [picked.shape[1]] * len(rows), names, views=views, view=view)
-
-
-def _rotate(x: Tensor, k: int) -> Tensor:
-    return torch.rot90(x, k, dims=(-2, -1))
 
 
 @functools.lru_cache(maxsize=2)

@@ -1,0 +1,147 @@
+"""Omniglot read from Lake's official ``images_background.zip`` and ``images_evaluation.zip``.
+
+The package ships Omniglot as arrays; this reader serves users who hold (or want to download) the
+official PNG zips. Ink is 255 and background 0, as in the shipped arrays. Two splits: Vinyals'
+(1028/172/423 characters, each served as 4 classes rotated by 0/90/180/270 degrees) and Lake's
+(30 background alphabets to train, the 20 evaluation alphabets to validate and test). Class names
+and pixels are those of the shipped-array loader, ``omniglot.load_omniglot``.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from lightning_meta.data.classes import ClassImages
+from lightning_meta.data.decoded_images import STAGES, StoredSplit, cached_splits, fingerprint
+from lightning_meta.data.download import download as fetch
+from lightning_meta.errors import DataError
+
+_BASE = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python"
+# File -> (URL, checksums). md5s as published with torchvision's Omniglot data set.
+ZIPS: dict[str, tuple[str, dict[str, str]]] = {
+    "images_background.zip": (f"{_BASE}/images_background.zip", {"md5": "68d2efa1b9178cc56df9314c21c6e718"}),
+    "images_evaluation.zip": (f"{_BASE}/images_evaluation.zip", {"md5": "6b91aef0f799c5bb55b94e3f2daec811"}),
+}
+_PNG = re.compile(r"^[^/]+/([^/]+/character\d+)/\d+_\d+\.png$")
+ROTATIONS = ("rot000", "rot090", "rot180", "rot270")
+
+
+def rotate(images: Tensor, k: int) -> Tensor:
+    """View ``k`` of a character: its images rotated by ``k * 90`` degrees counterclockwise."""
+    return torch.rot90(images, k, dims=(-2, -1))
+
+
+def load_omniglot_zips(
+    root: str | Path, image_size: int = 28, split: str = "vinyals", download: bool = False, **_
+) -> dict[str, ClassImages]:
+    """Omniglot's three stages from the official zips in ``root``, images ``[1, image_size, image_size]``."""
+    if split not in ("vinyals", "lake"):
+        raise DataError(f"Unknown Omniglot split {split!r}: use split=vinyals (rotations, 1028/172/423) or split=lake.")
+    root = Path(root).expanduser()
+    paths = {name: root / name for name in ZIPS}
+    if download:
+        for name, (url, sums) in ZIPS.items():
+            fetch(url, paths[name], **sums)
+    missing = [name for name, p in paths.items() if not p.is_file()]
+    if missing:
+        raise DataError(
+            f"Omniglot zips not found in {root}: missing {', '.join(missing)}. Pass download=True "
+            f"(data.dataset_kwargs.download=true) or download {', '.join(url for url, _ in ZIPS.values())} into "
+            f"{root}. The package also ships Omniglot as arrays: data=omniglot with data.root=null needs no files."
+        )
+    key = fingerprint(paths.values(), "omniglot", image_size)
+    cache = root / f".lightning_meta_cache_omniglot_{image_size}.npz"
+    parts = cached_splits(cache, key, lambda: {p.stem.split("_")[-1]: _read_zip(p, image_size) for p in paths.values()})
+    characters = {
+        name: (part, int(offset), size)
+        for part, stored in parts.items()
+        for name, offset, size in zip(stored.names, np.cumsum([0, *stored.sizes[:-1]]), stored.sizes)
+    }
+    if split == "lake":
+        background, evaluation = parts["background"].names, parts["evaluation"].names
+        stage_chars = {"train": background, "val": evaluation, "test": evaluation}
+        return {s: _gather(parts, characters, chars, chars, 1) for s, chars in stage_chars.items()}
+    by_char = {name.split("/", 1)[1]: name for name in characters}
+    out = {}
+    for stage in STAGES:
+        lines = _vinyals(stage)
+        chars = [line.rsplit("/", 1)[0] for line in lines[:: len(ROTATIONS)]]
+        out[stage] = _gather(parts, characters, [by_char.get(c, c) for c in chars], lines, len(ROTATIONS))
+    return out
+
+
+def _vinyals(stage: str) -> list[str]:
+    path = Path(str(resources.files("lightning_meta") / "assets" / "splits" / "omniglot_vinyals" / f"{stage}.txt"))
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    for i in range(0, len(lines), len(ROTATIONS)):
+        group = lines[i : i + len(ROTATIONS)]
+        char = group[0].rsplit("/", 1)[0]
+        if group != [f"{char}/{r}" for r in ROTATIONS]:
+            raise DataError(
+                f"{path} line {i + 1}: expected {char}/rot000..rot270 in order, got {group}. "
+                "The split file is corrupted: reinstall lightning_meta."
+            )
+    return lines
+
+
+def _gather(parts: dict[str, StoredSplit], characters: dict, chars: list[str], names: list[str], views: int) -> ClassImages:
+    absent = [c for c in chars if c not in characters]
+    if absent:
+        raise DataError(
+            f"{len(absent)} characters of the split are not in the Omniglot zips (first: {absent[0]}). The zips are "
+            f"incomplete or not the official ones: delete them and pass download=True."
+        )
+    blocks = [parts[p].images[o : o + n] for p, o, n in (characters[c] for c in chars)]
+    images = torch.from_numpy(np.concatenate(blocks))
+    return ClassImages(images, [len(b) for b in blocks], names, views=views, view=rotate if views > 1 else None)
+
+
+def _read_zip(path: Path, image_size: int) -> StoredSplit:
+    """Every character of one zip in the order of its file numbers ``XXXX``, drawings in ``YY`` order."""
+    broken = f"Omniglot zip {path} is corrupted or truncated: delete it and download it again (download=True)."
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members: dict[str, list[str]] = {}
+            for name in sorted(zf.namelist()):
+                m = _PNG.match(name)
+                if m:
+                    members.setdefault(m.group(1), []).append(name)
+            if not members:
+                raise DataError(f"{path} holds no images_*/Alphabet/characterNN/XXXX_YY.png files. {broken}")
+            chars = sorted(members, key=lambda c: members[c][0].rsplit("/", 1)[1])  # official numbering
+            blocks = [_ink([_read_png(zf, name, broken) for name in members[c]], image_size) for c in chars]
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise DataError(f"{broken} ({e})") from e
+    part = path.stem.split("_")[-1]
+    return StoredSplit(np.concatenate(blocks), [len(b) for b in blocks], [f"{part}/{c}" for c in chars])
+
+
+def _read_png(zf: zipfile.ZipFile, name: str, broken: str) -> np.ndarray:
+    try:
+        with zf.open(name) as f, Image.open(f) as img:
+            return np.asarray(img.convert("L"), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as e:
+        raise DataError(f"Cannot read {name}: {e}. {broken}") from e
+
+
+def _ink(drawings: list[np.ndarray], image_size: int) -> np.ndarray:
+    """One character's drawings as uint8 ``[D, 1, S, S]``, ink 255 on background 0.
+
+    Resized exactly as the shipped arrays are (bilinear with antialiasing), so both sources give
+    the same tensors.
+    """
+    if len({d.shape for d in drawings}) != 1:
+        drawings = [np.asarray(Image.fromarray(d).resize(drawings[0].shape[::-1], Image.Resampling.LANCZOS)) for d in drawings]
+    x = 1.0 - torch.from_numpy(np.stack(drawings)[:, None]).float() / 255.0
+    if x.shape[-2:] != (image_size, image_size):
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+    return x.mul_(255).round_().clamp_(0, 255).to(torch.uint8).numpy()
