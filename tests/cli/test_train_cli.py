@@ -1,0 +1,77 @@
+"""``train.py`` end to end at a tiny size: every learner trains and tests; bad input stops before training."""
+
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import open_dict
+
+from lightning_meta.cli.main import main as console_main
+from lightning_meta.cli.train import run
+from lightning_meta.errors import ConfigError, DataError
+from tests.conftest import REPO
+
+CONF = REPO / "lightning_meta" / "conf"
+TINY = ["data.train_episodes=4", "data.meta_batch_size=2", "data.val_episodes=2", "data.test_episodes=6",
+        "data.eval_batch_size=3", "trainer.max_epochs=1", "image.hidden=8", "logger=csv"]
+
+
+def _cfg(tmp_path, *overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path)
+        cfg.paths.root_dir = str(tmp_path)
+    return cfg
+
+
+@pytest.mark.parametrize("model", ["maml", "fomaml", "reptile", "protonet"])
+def test_each_learner_meta_trains_and_reports_test_accuracy_with_ci(tmp_path, model, capsys):
+    extra = ["model.inner_steps_eval=2"] if model != "protonet" else []
+    metrics = run(_cfg(tmp_path, f"model={model}", *TINY, *extra))
+    assert 0.0 <= metrics["test_acc"] <= 1.0 and metrics["test_acc_ci95"] > 0 and metrics["test_episodes"] == 6
+    assert "Test accuracy:" in capsys.readouterr().out
+    assert list(tmp_path.glob("checkpoints/*.ckpt")) and list(tmp_path.glob("csv/*/metrics.csv"))
+
+
+def test_train_py_prints_accuracy_and_ci(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "train.py"), *TINY, f"paths.root_dir={tmp_path}", "callbacks=none"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Test accuracy:" in done.stdout and "(95% CI)" in done.stdout and "BatchNorm: running" in done.stdout
+
+
+def test_miniimagenet_without_files_stops_at_once_saying_where_and_how(tmp_path):
+    with pytest.raises(DataError) as err:
+        run(_cfg(tmp_path, "model=maml", "data=miniimagenet"))
+    text = str(err.value)
+    assert str(tmp_path / "data" / "miniimagenet") in text and "images" in text and ".pkl" in text
+
+
+def test_backbone_that_cannot_take_the_image_size_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"cannot take images of shape \(1, 56, 56\)"):
+        run(_cfg(tmp_path, "model=maml", "image.downsample=pool", "data.dataset_kwargs.image_size=56", *TINY))
+
+
+def test_head_narrower_than_the_test_ways_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"head has 5 outputs but the (val|test) episodes are 20-way"):
+        run(_cfg(tmp_path, "model=maml", "data.test.ways=20", *TINY))
+
+
+def test_misspelled_config_key_is_refused_by_hydra(tmp_path):
+    with pytest.raises(ConfigCompositionException, match="inner_lrr"):
+        _cfg(tmp_path, "model=maml", "model.inner_lrr=0.1")
+
+
+def test_console_help_lists_the_config_groups(capsys):
+    console_main(["--help"])
+    out = capsys.readouterr().out
+    for line in ("model", "maml, protonet, reptile", "miniimagenet", "ddp", "tensorboard"):
+        assert line in out or line.replace(", ", ", fomaml, ", 1) in out
+
+
+def test_console_rejects_unknown_command():
+    with pytest.raises(SystemExit, match="unknown command 'fit'"):
+        console_main(["fit"])
