@@ -40,3 +40,21 @@ def check_model_fits_data(model: nn.Module, datamodule) -> None:
                     f"{spec.ways}-way. {type(model).__name__} adapts a fixed-width head: set data.{stage}.ways="
                     f"{width}, or the head width (model.backbone.out_features) to {spec.ways}."
                 )
+
+
+def check_checkpoint(path: str | None) -> None:
+    """Raises ``ConfigError`` naming ``path`` if it is missing or not a readable Lightning checkpoint."""
+    if not path or path in ("best", "last"):
+        return
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise ConfigError(f"Checkpoint {path} does not exist. Fix: give the path of a .ckpt file (ckpt_path=...).")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # truncated zip, garbage bytes, pickle errors: all mean an unusable file
+        raise ConfigError(f"Checkpoint {path} is corrupted or not a PyTorch checkpoint ({type(err).__name__}: {err}). "
+                          "Fix: use another checkpoint (e.g. last.ckpt of the run) or retrain.") from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ConfigError(f"Checkpoint {path} has no 'state_dict': it is not a Lightning checkpoint. Fix: pass a .ckpt "
+                          "file written by lightning_meta's Trainer.")

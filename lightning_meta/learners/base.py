@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
@@ -72,6 +73,7 @@ class MetaLearner(L.LightningModule):
         self.backbone = build_backbone(backbone)
         set_bn_mode(self.backbone, bn_mode)
         self.lr = lr
+        self.diverged = False
         self.val_acc = MeanMetric()
         self.test_accs = CatMetric()
 
@@ -87,6 +89,12 @@ class MetaLearner(L.LightningModule):
     # --- Lightning hooks ----------------------------------------------------------------------
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, acc = self.meta_loss(batch)
+        if not torch.isfinite(loss):
+            # Stop cleanly instead of training on NaN weights; callbacks see the run as diverged.
+            rank_zero_warn(f"Meta-training loss is {loss.item()} at step {self.global_step}: stopping (diverged).")
+            self.diverged = True
+            self.trainer.should_stop = True
+            return None
         self.log("train_loss", loss, prog_bar=True, batch_size=batch[0].shape[0])
         self.log("train_acc", acc, prog_bar=True, batch_size=batch[0].shape[0])
         return loss
