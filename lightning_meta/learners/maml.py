@@ -138,7 +138,10 @@ class MAML(MetaLearner):
         first_order = self._first_order_now()
         steps, msl = self.inner_steps, self.hparams.multi_step_loss
         weights = self._msl_weights(steps) if msl else None
+        meta_params = [p for p in self.parameters() if p.requires_grad]
+        grads = [torch.zeros_like(p) for p in meta_params]
         losses, accs = [], []
+        tasks = batch[0].shape[0]
         for sx, sy, qx, qy in zip(*batch):
             fs, fq = self._features(sx), self._features(qx)
             trajectory = self.adapt(fs, sy, steps, first_order, keep_all=msl)
@@ -147,10 +150,18 @@ class MAML(MetaLearner):
                 loss = sum(w * l for w, l in zip(weights.tolist(), per_step))
             else:
                 loss = F.cross_entropy(self._logits(trajectory[-1], fq, steps), qy)
-            losses.append(loss)
+            # Each task's graph is differentiated and freed at once: memory stays at one task's graph.
+            task_grads = torch.autograd.grad(loss / tasks, meta_params, allow_unused=True)
+            for acc_grad, g in zip(grads, task_grads):
+                if g is not None:
+                    acc_grad.add_(g)
+            losses.append(loss.detach())
             with torch.no_grad():
                 accs.append(accuracy(self._logits(trajectory[-1], fq, steps), qy))
-        return torch.stack(losses).mean(), torch.stack(accs).mean()
+        # Value: the mean query loss. Gradient: the accumulated meta-gradient, so Lightning's single
+        # backward (and DDP's gradient averaging) applies it unchanged.
+        surrogate = sum((p * g).sum() for p, g in zip(meta_params, grads))
+        return torch.stack(losses).mean() + surrogate - surrogate.detach(), torch.stack(accs).mean()
 
     def adapt_and_predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         steps = self.inner_steps_eval
