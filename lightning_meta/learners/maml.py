@@ -145,19 +145,18 @@ class MAML(MetaLearner):
         for sx, sy, qx, qy in zip(*batch):
             fs, fq = self._features(sx), self._features(qx)
             trajectory = self.adapt(fs, sy, steps, first_order, keep_all=msl)
+            logits = self._logits(trajectory[-1], fq, steps)
+            loss = F.cross_entropy(logits, qy)
             if msl:
-                per_step = [F.cross_entropy(self._logits(p, fq, i + 1), qy) for i, p in enumerate(trajectory)]
-                loss = sum(w * l for w, l in zip(weights.tolist(), per_step))
-            else:
-                loss = F.cross_entropy(self._logits(trajectory[-1], fq, steps), qy)
+                per_step = [F.cross_entropy(self._logits(p, fq, i + 1), qy) for i, p in enumerate(trajectory[:-1])]
+                loss = sum(w * l for w, l in zip(weights.tolist(), [*per_step, loss]))
             # Each task's graph is differentiated and freed at once: memory stays at one task's graph.
             task_grads = torch.autograd.grad(loss / tasks, meta_params, allow_unused=True)
             for acc_grad, g in zip(grads, task_grads):
                 if g is not None:
                     acc_grad.add_(g)
             losses.append(loss.detach())
-            with torch.no_grad():
-                accs.append(accuracy(self._logits(trajectory[-1], fq, steps), qy))
+            accs.append(accuracy(logits.detach(), qy))
         # Value: the mean query loss. Gradient: the accumulated meta-gradient, so Lightning's single
         # backward (and DDP's gradient averaging) applies it unchanged.
         surrogate = sum((p * g).sum() for p, g in zip(meta_params, grads))

@@ -47,15 +47,11 @@ class ProtoNet(MetaLearner):
         return -torch.cdist(query, prototypes).pow(2)
 
     def meta_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        sx, sy, qx, qy = batch
-        b, ns, nq = sx.shape[0], sx.shape[1], qx.shape[1]
-        z = self.backbone(torch.cat([sx.flatten(0, 1), qx.flatten(0, 1)]))
-        zs, zq = z[: b * ns].view(b, ns, -1), z[b * ns :].view(b, nq, -1)
         losses, accs = [], []
-        for i in range(b):
-            logits = self.logits(zs[i], sy[i], zq[i])
-            losses.append(F.cross_entropy(logits, qy[i]))
-            accs.append(accuracy(logits, qy[i]))
+        for sx, sy, qx, qy in zip(*batch):  # one forward per episode: BatchNorm statistics stay per episode
+            logits = self.adapt_and_predict(sx, sy, qx)
+            losses.append(F.cross_entropy(logits, qy))
+            accs.append(accuracy(logits.detach(), qy))
         return torch.stack(losses).mean(), torch.stack(accs).mean()
 
     def adapt_and_predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
