@@ -123,3 +123,23 @@ def test_evaluation_in_inference_mode_is_refused_with_the_fix():
 def test_anil_needs_a_head():
     with pytest.raises(ConfigError, match="head"):
         MAML(nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), anil=True)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_batched_tasks_give_the_same_meta_gradient_as_the_task_loop(first_order):
+    x = _batch(tasks=3, ways=5)
+    x = (x[0].repeat(1, 1, 1, 7, 7), x[1], x[2].repeat(1, 1, 1, 7, 7), x[3])
+    grads = []
+    for batch_tasks in (False, True):
+        torch.manual_seed(0)
+        learner = MAML(Conv4(1, 5, hidden=4, image_size=28).double(), inner_steps=2, first_order=first_order,
+                       batch_tasks=batch_tasks)
+        learner.meta_loss(x)[0].backward()
+        grads.append([p.grad.clone() for p in learner.parameters()])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-7, atol=1e-10)
+
+
+def test_batched_tasks_refuse_options_they_do_not_implement():
+    with pytest.raises(ConfigError, match="batch_tasks=True supports a Conv4"):
+        MAML(Conv4(1, 5, hidden=4), batch_tasks=True, learn_inner_lr=True)
