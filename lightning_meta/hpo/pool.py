@@ -126,7 +126,12 @@ class ExperiencePool:
             return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         in_memory = url.database in (None, "", ":memory:")
         if not in_memory:
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(url.database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise PoolError(f"Cannot create the folder {folder} of the experience pool database ({err}). "
+                                "Fix: point the sqlite URL at a writable folder.") from err
         engine = create_engine(
             url,
             connect_args={"timeout": 120.0, "check_same_thread": False},

@@ -206,3 +206,9 @@ def test_bad_urls():
         ExperiencePool("not a url")
     with pytest.raises(PoolError, match="driver is not installed"):
         ExperiencePool("postgresql+nosuchdriver://u@localhost/db")
+
+
+def test_database_folder_that_is_a_file_is_a_pool_error(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(PoolError, match="Cannot create the folder"):
+        ExperiencePool(f"sqlite:///{tmp_path / 'afile' / 'x.db'}")

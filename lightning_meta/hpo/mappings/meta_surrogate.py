@@ -1,0 +1,189 @@
+"""A meta-learned surrogate: each HPO task is a few-shot regression problem.
+
+An MLP ``f(task features, encoded hyperparameters) -> task-normalized score`` is meta-trained
+with first-order MAML over episodes: sample a task, observe ``k`` of its runs (``k`` uniform in
+``0..max_shots``; ``k = 0`` trains the zero-shot prediction), adapt the weights on them with a
+few SGD steps (``learners.inner_loop.adapt``), and score the adapted weights on other runs of
+the same task. At ``suggest`` time the trials already run on the new task are that support set.
+An ensemble of ``members`` networks (different seeds) gives the uncertainty.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from lightning_meta.hpo.mappings.base import Mapping, encode_frame, observed_scores, task_features
+from lightning_meta.learners.inner_loop import adapt, forward
+
+
+class EnsembleMLP(nn.Module):
+    """``members`` ReLU MLPs held as one set of stacked weights, trained and run in one pass.
+
+    Weights are ``[members, fan_in, fan_out]``; they may gain a task axis after the member
+    axis (``[members, tasks, ...]``, one adapted copy per task of a meta-batch). Inputs broadcast
+    against them: ``x [n, d] -> [members, n]``, ``x [members, tasks, n, d] -> [members, tasks, n]``.
+    """
+
+    def __init__(self, inputs: int, hidden: int = 64, layers: int = 2, members: int = 5) -> None:
+        super().__init__()
+        sizes = [inputs] + [hidden] * layers + [1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            self.weights.append(nn.Parameter(torch.randn(members, fan_in, fan_out) * (2.0 / fan_in) ** 0.5))
+            self.biases.append(nn.Parameter(torch.zeros(members, fan_out)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = h @ w + b.unsqueeze(-2)
+            if i < len(self.weights) - 1:
+                h = torch.relu(h)
+        return h.squeeze(-1)
+
+
+class MetaSurrogate(Mapping):
+    """First-order MAML surrogate over (features, hyperparameters); see the module docstring.
+
+    The ``members`` networks of the ensemble differ in initialization and episodes.
+
+    ``adapt_min`` trials are needed before it adapts: their raw objectives are first put on the
+    task-normalized scale by matching their mean and spread to the zero-shot predictions.
+    """
+
+    def __init__(
+        self,
+        members: int = 5,
+        meta_steps: int = 1500,
+        meta_batch: int = 8,
+        max_shots: int = 10,
+        queries: int = 64,
+        top_queries: float = 0.5,
+        inner_steps: int = 5,
+        inner_lr: float = 0.05,
+        outer_lr: float = 2e-3,
+        hidden: int = 64,
+        adapt_min: int = 3,
+        seed: int = 0,
+    ) -> None:
+        self.members = members
+        self.meta_steps = meta_steps
+        self.meta_batch = meta_batch
+        self.max_shots = max_shots
+        self.queries = queries
+        self.top_queries = top_queries
+        self.inner_steps = inner_steps
+        self.inner_lr = inner_lr
+        self.outer_lr = outer_lr
+        self.hidden = hidden
+        self.adapt_min = adapt_min
+        self.seed = seed
+
+    def _fit(self, frame: pd.DataFrame, scores: np.ndarray) -> None:
+        inputs = np.concatenate(
+            [self.scaler.transform(task_features(frame, self.feature_names)), encode_frame(frame, self.space)], axis=1
+        )
+        tasks = [np.flatnonzero(frame["task"].to_numpy() == t) for t in frame["task"].unique()]
+        data = [
+            (torch.tensor(inputs[r], dtype=torch.float32), torch.tensor(scores[r], dtype=torch.float32),
+             torch.as_tensor(np.argsort(-scores[r], kind="stable")[: max(1, len(r) // 10)]))
+            for r in tasks
+        ]
+        self.inputs = inputs.shape[1]
+        self.state = self._meta_train(data)
+
+    def _network(self) -> EnsembleMLP:
+        return EnsembleMLP(self.inputs, self.hidden, members=self.members)
+
+    def _meta_train(self, data: list[tuple[Tensor, Tensor, Tensor]]) -> dict[str, Tensor]:
+        """First-order MAML; every member draws its own episodes (members train independently)."""
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        net = self._network()
+        optimizer = torch.optim.Adam(net.parameters(), lr=self.outer_lr)
+        batch = min(self.meta_batch, len(data))
+        for _ in range(self.meta_steps):
+            episodes = [self._episode([data[i] for i in rng.choice(len(data), size=batch, replace=False)], rng)
+                        for _ in range(self.members)]
+            support_x, support_y, mask, query_x, query_y = (torch.stack(part) for part in zip(*episodes))
+            params = {n: p.unsqueeze(1).expand(p.shape[0], batch, *p.shape[1:]) for n, p in net.named_parameters()}
+
+            def support_loss(current, step):
+                error = (forward(net, current, support_x) - support_y) ** 2 * mask
+                return (error.sum(dim=-1) / mask.sum(dim=-1).clamp(min=1.0)).sum()
+
+            adapted = adapt(params, support_loss, self.inner_steps, self.inner_lr, first_order=True)
+            loss = ((forward(net, adapted, query_x) - query_y) ** 2).mean(dim=(1, 2)).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return {n: p.detach().clone() for n, p in net.named_parameters()}
+
+    def _episode(self, tasks: list[tuple[Tensor, Tensor, Tensor]], rng: np.random.Generator):
+        """Support (``k`` random runs, masked to ``max_shots``) and query runs of each task.
+
+        A share ``top_queries`` of the queries comes from the task's best decile: the proposal
+        depends only on the top of the surface, so that is where the fit must be sharp.
+        """
+        sx, sy, masks, qx, qy = [], [], [], [], []
+        n_top = int(round(self.top_queries * self.queries))
+        for x, y, top in tasks:
+            support = torch.as_tensor(rng.choice(len(x), size=self.max_shots, replace=len(x) < self.max_shots))
+            query = torch.cat([
+                top[torch.as_tensor(rng.integers(0, len(top), size=n_top))],
+                torch.as_tensor(rng.integers(0, len(x), size=self.queries - n_top)),
+            ])
+            sx.append(x[support])
+            sy.append(y[support])
+            masks.append((torch.arange(self.max_shots) < int(rng.integers(0, self.max_shots + 1))).float())
+            qx.append(x[query])
+            qy.append(y[query])
+        return torch.stack(sx), torch.stack(sy), torch.stack(masks), torch.stack(qx), torch.stack(qy)
+
+    def predict_encoded(self, features, x, observed=None):
+        head = np.tile(self.scaled_features(features), (len(x), 1))
+        queries = torch.tensor(np.concatenate([head, x], axis=1), dtype=torch.float32)
+        net = self._network()
+        params = self._adapted(net, self._support(net, features, observed))
+        with torch.no_grad():
+            predictions = forward(net, params, queries).numpy().astype(float)
+        return predictions.mean(axis=0), predictions.std(axis=0)
+
+    def _support(self, net: EnsembleMLP, features: dict[str, float], observed: pd.DataFrame | None):
+        """The observed trials as (inputs, targets on the normalized scale), or None if too few."""
+        x, y = observed_scores(observed, self.space)
+        if len(y) < max(self.adapt_min, 1):
+            return None
+        head = np.tile(self.scaled_features(features), (len(x), 1))
+        inputs = torch.tensor(np.concatenate([head, x], axis=1), dtype=torch.float32)
+        with torch.no_grad():
+            zero_shot = forward(net, self.state, inputs).mean(dim=0).numpy()
+        slope, intercept = _affine(y, zero_shot)
+        return inputs, torch.tensor(slope * y + intercept, dtype=torch.float32)
+
+    def _adapted(self, net: EnsembleMLP, support) -> dict[str, Tensor]:
+        if support is None:
+            return self.state
+        inputs, targets = support
+        params = {n: p.clone().requires_grad_(True) for n, p in self.state.items()}
+        adapted = adapt(
+            params, lambda current, step: ((forward(net, current, inputs) - targets) ** 2).mean(dim=-1).sum(),
+            self.inner_steps, self.inner_lr, first_order=True,
+        )
+        return {n: p.detach() for n, p in adapted.items()}
+
+
+def _affine(y: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
+    """``slope, intercept`` putting raw objectives ``y`` on the predicted (normalized) scale.
+
+    The spread and centre of ``y`` are matched to those of the zero-shot predictions of the same
+    configurations; the order of the trials is kept (better stays better).
+    """
+    spread_y = float(np.std(y))
+    if spread_y < 1e-12:
+        return 0.0, float(np.mean(predicted))
+    slope = max(float(np.std(predicted)), 0.05) / spread_y
+    return slope, float(np.mean(predicted) - slope * np.mean(y))

@@ -1,0 +1,166 @@
+"""The mappings on a synthetic meta-dataset whose right answer is known.
+
+Every task is a shifted, scaled quadratic bowl over two hyperparameters whose optimum sits at
+``(u, 1 - u)``, where ``u`` is the task's one meta-feature; objectives have a task-specific
+offset and scale, so only the per-task shape is shared.
+"""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lightning_meta.errors import ConfigError, DataError
+from lightning_meta.hpo import metadatasets
+from lightning_meta.hpo.mappings import BestOnAverage, GBMSurrogate, Mapping, MetaSurrogate, NearestTask
+from lightning_meta.hpo.space import SearchSpace
+
+SPACE = SearchSpace.from_dict({
+    "x1": {"type": "float", "low": 0.0, "high": 1.0},
+    "x2": {"type": "float", "low": 0.0, "high": 1.0},
+})
+TRAIN_U = np.linspace(0.05, 0.95, 10)
+
+
+def bowl(u: float, configs: np.ndarray, offset: float = 0.0, scale: float = 1.0) -> np.ndarray:
+    return offset - scale * ((configs[:, 0] - u) ** 2 + (configs[:, 1] - (1 - u)) ** 2)
+
+
+def task_frame(u: float, n: int, seed: int, name: str | None = None, features: bool = True) -> pd.DataFrame:
+    """``n`` runs of one task; the configurations are the same for every task (as in a tabular benchmark)."""
+    configs = np.random.default_rng(0).random((n, 2))
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "task": name or f"u={u:.2f}", "objective": bowl(u, configs, rng.normal(), rng.uniform(0.5, 2.0)),
+        "status": "complete", "hp_x1": configs[:, 0], "hp_x2": configs[:, 1],
+    })
+    if features:
+        frame["f_u"] = u
+    return frame
+
+
+def meta_frame(features: bool = True) -> pd.DataFrame:
+    return pd.concat([task_frame(u, 150, i, features=features) for i, u in enumerate(TRAIN_U)], ignore_index=True)
+
+
+def distance(config: dict, u: float) -> float:
+    return float(np.hypot(config["x1"] - u, config["x2"] - (1 - u)))
+
+
+@pytest.fixture(scope="module")
+def fitted() -> dict[str, Mapping]:
+    frame = meta_frame()
+    return {
+        "best_on_average": BestOnAverage().fit(frame, SPACE),
+        "nearest_task": NearestTask().fit(frame, SPACE),
+        "gbm": GBMSurrogate(members=3).fit(frame, SPACE),
+        "meta_surrogate": MetaSurrogate(members=3, meta_steps=800, hidden=32, outer_lr=5e-3).fit(frame, SPACE),
+    }
+
+
+@pytest.mark.parametrize("name", ["gbm", "meta_surrogate"])
+@pytest.mark.parametrize("u", [0.22, 0.78])
+def test_surrogates_follow_the_task_feature_to_the_optimum(fitted, name, u):
+    best = fitted[name].suggest({"u": u}, k=1)[0]
+    assert distance(best, u) < 0.12
+    assert distance(best, 1 - u) > 0.5  # not the optimum of the mirrored task
+
+
+def test_nearest_task_proposes_the_best_runs_of_the_closest_tasks(fitted):
+    frame = meta_frame()
+    proposals = fitted["nearest_task"].suggest({"u": 0.27}, k=2)
+    for proposal, u in zip(proposals, (0.25, 0.35)):  # the two closest training tasks, in order
+        rows = frame[np.isclose(frame["f_u"], u)]
+        best = rows.loc[rows["objective"].idxmax()]
+        assert proposal == pytest.approx({"x1": best["hp_x1"], "x2": best["hp_x2"]})
+
+
+def test_best_on_average_ignores_the_task(fitted):
+    mapping = fitted["best_on_average"]
+    assert mapping.suggest({"u": 0.1}, k=3) == mapping.suggest({"u": 0.9}, k=3)
+    assert distance(mapping.suggest({"u": 0.5})[0], 0.5) < 0.15  # bowls centred on the line: middle wins
+
+
+@pytest.mark.parametrize("name", ["best_on_average", "nearest_task", "gbm", "meta_surrogate"])
+def test_predictions_and_proposals_are_well_formed(fitted, name):
+    mapping = fitted[name]
+    configs = SPACE.sample(50, seed=1)
+    mean, std = mapping.predict({"u": 0.4}, configs)
+    assert mean.shape == std.shape == (50,) and np.all(np.isfinite(mean)) and np.all(std >= 0)
+    best = mapping.suggest({"u": 0.4}, k=5)
+    assert len(best) == 5 and len({tuple(c.values()) for c in best}) == 5
+    observed = pd.DataFrame({"task": "new", "objective": [0.0, 0.1], "status": "complete",
+                             "hp_x1": [best[0]["x1"], best[1]["x1"]], "hp_x2": [best[0]["x2"], best[1]["x2"]]})
+    assert best[0] not in mapping.suggest({"u": 0.4}, k=5, observed=observed)
+
+
+def test_meta_surrogate_adapts_to_observed_trials_when_features_say_nothing():
+    mapping = MetaSurrogate(members=3, meta_steps=500, hidden=32, outer_lr=5e-3).fit(meta_frame(features=False), SPACE)
+    zero_shot, adapted = [], []
+    for u in (0.12, 0.8):
+        for seed in range(5):
+            configs = np.random.default_rng(90 + seed).random((10, 2))
+            observed = pd.DataFrame({"task": "new", "objective": bowl(u, configs, offset=3.0, scale=2.0),
+                                     "status": "complete", "hp_x1": configs[:, 0], "hp_x2": configs[:, 1]})
+            zero_shot.append(distance(mapping.suggest({}, k=1)[0], u))
+            adapted.append(distance(mapping.suggest({}, k=1, observed=observed)[0], u))
+    assert np.mean(adapted) < np.mean(zero_shot) - 0.1
+    assert all(a <= z + 0.02 for a, z in zip(adapted, zero_shot))
+
+
+def test_failed_and_diverged_runs_never_reach_a_mapping():
+    frame = meta_frame()
+    poison = pd.DataFrame({"task": "u=0.05", "objective": [1e9, np.nan], "status": ["failed", "complete"],
+                           "hp_x1": [0.99, 0.98], "hp_x2": [0.01, 0.02], "f_u": 0.05})
+    mapping = BestOnAverage().fit(pd.concat([frame, poison], ignore_index=True), SPACE)
+    assert mapping.suggest({"u": 0.5}) == BestOnAverage().fit(frame, SPACE).suggest({"u": 0.5})
+
+
+def test_save_and_load_round_trip(fitted, tmp_path):
+    configs = SPACE.sample(20, seed=2)
+    for name, mapping in fitted.items():
+        path = mapping.save(tmp_path / f"{name}.mapping")
+        loaded = Mapping.load(path)
+        assert type(loaded) is type(mapping) and loaded.space == SPACE
+        np.testing.assert_allclose(loaded.predict({"u": 0.3}, configs)[0], mapping.predict({"u": 0.3}, configs)[0])
+    assert (tmp_path / "meta_surrogate.mapping").stat().st_size < 1_000_000
+
+
+def test_bad_files_and_frames_raise_errors_that_say_what_to_do(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        Mapping.load(tmp_path / "missing.mapping")
+    (tmp_path / "junk.mapping").write_bytes(b"\x80\x04not a pickle")
+    with pytest.raises(ConfigError, match="corrupted"):
+        Mapping.load(tmp_path / "junk.mapping")
+    with pytest.raises(DataError, match="hp_x2"):
+        BestOnAverage().fit(meta_frame().drop(columns=["hp_x2"]), SPACE)
+    with pytest.raises(ConfigError, match="not fitted"):
+        GBMSurrogate().suggest({"u": 0.5})
+
+
+def test_missing_features_are_imputed_with_a_warning(fitted):
+    with pytest.warns(UserWarning, match="imputed"):
+        fitted["gbm"].suggest({}, k=1)
+
+
+def test_hpobench_loader_reads_the_table_format(tmp_path):
+    folder = tmp_path / "hpobench_mlp"
+    folder.mkdir()
+    header = "dataset,openml_task_id,grid_index,alpha,batch_size,depth,learning_rate_init,width," + ",".join(
+        f"val_bal_acc_s{i}" for i in range(5))
+    rows = ["car,1,0,1e-08,4,1,1e-05,16,0.5,0.6,0.7,0.8,0.9", "kc1,2,0,1.0,256,3,1.0,1024,0.1,0.1,0.1,0.1,0.6"]
+    with gzip.open(folder / "hpobench_mlp_tabular.csv.gz", "wt") as handle:
+        handle.write("\n".join([header, *rows]) + "\n")
+    dataset = metadatasets.load("hpobench_mlp", tmp_path)
+    assert dataset.tasks == ["car", "kc1"]
+    assert dataset.table("car")["objective"].iloc[0] == pytest.approx(0.7)
+    assert dataset.table("kc1")["hp_width"].iloc[0] == 1024
+    assert dataset.features("car")["log_n_classes"] == pytest.approx(np.log1p(4))
+    assert dataset.space.encode([{"alpha": 1.0, "batch_size": 256, "depth": 3, "learning_rate_init": 1.0, "width": 1024}]).shape == (1, 5)
+    with pytest.raises(DataError, match="root="):
+        metadatasets.load("fcnet", tmp_path)
+    with pytest.raises(DataError, match="Unknown"):
+        metadatasets.load("imagenet", tmp_path)
