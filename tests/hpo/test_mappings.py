@@ -164,3 +164,11 @@ def test_hpobench_loader_reads_the_table_format(tmp_path):
         metadatasets.load("fcnet", tmp_path)
     with pytest.raises(DataError, match="Unknown"):
         metadatasets.load("imagenet", tmp_path)
+
+
+@pytest.mark.parametrize("cls", [GBMSurrogate, MetaSurrogate])
+def test_same_seed_gives_the_same_fitted_mapping_and_proposal(cls):
+    frame = meta_frame()
+    kwargs = {"members": 2} if cls is GBMSurrogate else {"members": 2, "meta_steps": 100, "hidden": 16}
+    first, second = cls(**kwargs).fit(frame, SPACE), cls(**kwargs).fit(frame, SPACE)
+    assert first.suggest({"u": 0.3}, k=3, seed=1) == second.suggest({"u": 0.3}, k=3, seed=1)
