@@ -137,6 +137,22 @@ class MetaLearner(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
+def per_task_backward(module: nn.Module, task_losses, tasks: int) -> Tensor:
+    """Differentiates each task's loss as soon as it exists and frees its graph, so peak memory is one
+    task's graph, not the meta-batch's. Returns a loss whose value is the mean task loss and whose
+    gradient is the accumulated meta-gradient, for Lightning's single backward (and DDP averaging)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    grads = [torch.zeros_like(p) for p in params]
+    values = []
+    for loss in task_losses:
+        for total, g in zip(grads, torch.autograd.grad(loss / tasks, params, allow_unused=True)):
+            if g is not None:
+                total.add_(g)
+        values.append(loss.detach())
+    surrogate = sum((p * g).sum() for p, g in zip(params, grads))
+    return torch.stack(values).mean() + surrogate - surrogate.detach()
+
+
 def accuracy(logits: Tensor, target: Tensor) -> Tensor:
     return (logits.argmax(-1) == target).float().mean()
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_meta.errors import ConfigError
-from lightning_meta.learners.base import Batch, MetaLearner, accuracy
+from lightning_meta.learners.base import Batch, MetaLearner, accuracy, per_task_backward
 from lightning_meta.learners.inner_loop import Params, adapt, forward
 from lightning_meta.learners.task_batching import batched_maml_loss
 from lightning_meta.nets import Conv4
@@ -150,29 +150,21 @@ class MAML(MetaLearner):
             return batched_maml_loss(self.backbone, *batch, self.inner_lr, self.inner_steps, first_order)
         steps, msl = self.inner_steps, self.hparams.multi_step_loss
         weights = self._msl_weights(steps) if msl else None
-        meta_params = [p for p in self.parameters() if p.requires_grad]
-        grads = [torch.zeros_like(p) for p in meta_params]
-        losses, accs = [], []
-        tasks = batch[0].shape[0]
-        for sx, sy, qx, qy in zip(*batch):
-            fs, fq = self._features(sx), self._features(qx)
-            trajectory = self.adapt(fs, sy, steps, first_order, keep_all=msl)
-            logits = self._logits(trajectory[-1], fq, steps)
-            loss = F.cross_entropy(logits, qy)
-            if msl:
-                per_step = [F.cross_entropy(self._logits(p, fq, i + 1), qy) for i, p in enumerate(trajectory[:-1])]
-                loss = sum(w * l for w, l in zip(weights.tolist(), [*per_step, loss]))
-            # Each task's graph is differentiated and freed at once: memory stays at one task's graph.
-            task_grads = torch.autograd.grad(loss / tasks, meta_params, allow_unused=True)
-            for acc_grad, g in zip(grads, task_grads):
-                if g is not None:
-                    acc_grad.add_(g)
-            losses.append(loss.detach())
-            accs.append(accuracy(logits.detach(), qy))
-        # Value: the mean query loss. Gradient: the accumulated meta-gradient, so Lightning's single
-        # backward (and DDP's gradient averaging) applies it unchanged.
-        surrogate = sum((p * g).sum() for p, g in zip(meta_params, grads))
-        return torch.stack(losses).mean() + surrogate - surrogate.detach(), torch.stack(accs).mean()
+        accs = []
+
+        def task_losses():
+            for sx, sy, qx, qy in zip(*batch):
+                fs, fq = self._features(sx), self._features(qx)
+                trajectory = self.adapt(fs, sy, steps, first_order, keep_all=msl)
+                logits = self._logits(trajectory[-1], fq, steps)
+                loss = F.cross_entropy(logits, qy)
+                if msl:
+                    per_step = [F.cross_entropy(self._logits(p, fq, i + 1), qy) for i, p in enumerate(trajectory[:-1])]
+                    loss = sum(w * l for w, l in zip(weights.tolist(), [*per_step, loss]))
+                accs.append(accuracy(logits.detach(), qy))
+                yield loss
+
+        return per_task_backward(self, task_losses(), batch[0].shape[0]), torch.stack(accs).mean()
 
     def adapt_and_predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         steps = self.inner_steps_eval

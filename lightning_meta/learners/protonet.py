@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_meta.errors import ConfigError
-from lightning_meta.learners.base import Batch, MetaLearner, accuracy
+from lightning_meta.learners.base import Batch, MetaLearner, accuracy, per_task_backward
 
 
 class ProtoNet(MetaLearner):
@@ -47,12 +47,16 @@ class ProtoNet(MetaLearner):
         return -torch.cdist(query, prototypes).pow(2)
 
     def meta_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        losses, accs = [], []
-        for sx, sy, qx, qy in zip(*batch):  # one forward per episode: BatchNorm statistics stay per episode
-            logits = self.adapt_and_predict(sx, sy, qx)
-            losses.append(F.cross_entropy(logits, qy))
-            accs.append(accuracy(logits.detach(), qy))
-        return torch.stack(losses).mean(), torch.stack(accs).mean()
+        accs = []
+
+        def task_losses():
+            for sx, sy, qx, qy in zip(*batch):  # one forward per episode: BatchNorm statistics stay per episode
+                logits = self.adapt_and_predict(sx, sy, qx)
+                accs.append(accuracy(logits.detach(), qy))
+                yield F.cross_entropy(logits, qy)
+
+        loss = per_task_backward(self, task_losses(), batch[0].shape[0])
+        return loss, torch.stack(accs).mean()
 
     def adapt_and_predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         z = self.backbone(torch.cat([support_x, query_x]))
