@@ -98,7 +98,7 @@ class HyperparameterMapping(Callback):
         if isinstance(decision, Exception):
             raise decision
         self.features, self.proposals, self.predicted = decision
-        self.config = self.space.validate(self.proposals[0])
+        self.config = self.space.validate(_within(self.space, self.proposals[0]))
         for name, value in self.config.items():
             _apply(trainer, pl_module, self._target(name), value)
         self._log(trainer)
@@ -195,6 +195,20 @@ class HyperparameterMapping(Callback):
         except PoolError as error:
             warnings.warn(f"HyperparameterMapping could not {method} in the experience pool: {error}", stacklevel=2)
             return None
+
+
+def _within(space: SearchSpace, proposal: dict[str, Any]) -> dict[str, Any]:
+    """The proposal restricted to the user's space: hyperparameters the user does not tune are dropped
+    and numbers are clipped into the user's ranges (the mapping may know a wider space)."""
+    config = {}
+    for param in space.params:
+        if param.name not in proposal:
+            continue  # validate() names what is missing
+        value = proposal[param.name]
+        if param.type != "categorical" and param.low is not None and param.high is not None:
+            value = min(max(value, param.low), param.high)
+        config[param.name] = value
+    return config
 
 
 def _apply(trainer: pl.Trainer, pl_module: pl.LightningModule, target: str, value: Any) -> None:

@@ -301,3 +301,15 @@ def test_every_ddp_rank_applies_rank_zeros_choice(tmp_path):
     assert reports[0]["config"]["lr"] == pytest.approx(0.01, rel=1e-3)
     assert reports[0]["optimizer_lr"] == pytest.approx(reports[0]["config"]["lr"])
     assert reports[0]["predicted"][1] == 0.0  # rank 0's prediction, broadcast to rank 1
+
+
+def test_a_narrower_user_space_gets_a_restricted_clipped_proposal(mapping):
+    wide = {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+            "momentum": {"type": "float", "low": 0.0, "high": 1.0}}
+    narrow = {"lr": {"type": "float", "low": 1e-4, "high": 1e-3, "log": True}}
+    callback = HyperparameterMapping(mapping=_Constant({"lr": 0.5, "momentum": 0.9}, wide), space=narrow)
+    module = AttributeModule()
+    trainer = _trainer(callback)
+    trainer.fit(module, datamodule=RandomData())
+    assert callback.config == {"lr": 1e-3}  # momentum is not the user's to tune; 0.5 clipped into the user's range
+    assert trainer.optimizers[0].param_groups[0]["lr"] == 1e-3
