@@ -6,13 +6,12 @@ See ``conf/`` for the config groups and ``README.md`` for examples (multirun, ex
 import hydra
 from omegaconf import DictConfig
 
-from lightning_meta.cli.train import run
+from lightning_meta.cli.train import objective
 
 
 @hydra.main(version_base="1.3", config_path="lightning_meta/conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    metrics = run(cfg)
-    return metrics.get("test_acc", metrics.get("val_acc"))  # value for Hydra sweepers (e.g. Optuna)
+    return objective(cfg)  # the value Hydra sweepers (e.g. Optuna) optimise
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ error deep inside the first training step, after data loading and compilation.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -46,8 +48,6 @@ def check_checkpoint(path: str | None) -> None:
     """Raises ``ConfigError`` naming ``path`` if it is missing or not a readable Lightning checkpoint."""
     if not path or path in ("best", "last"):
         return
-    from pathlib import Path
-
     if not Path(path).is_file():
         raise ConfigError(f"Checkpoint {path} does not exist. Fix: give the path of a .ckpt file (ckpt_path=...).")
     try:

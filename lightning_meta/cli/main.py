@@ -37,15 +37,10 @@ def config_groups() -> str:
 def _hydra_run(overrides: list[str]) -> None:
     import hydra
 
-    from lightning_meta.cli.train import run
-
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-    def _main(cfg) -> float | None:
-        metrics = run(cfg)
-        return metrics.get("test_acc", metrics.get("val_acc"))
+    from lightning_meta.cli.train import objective
 
     sys.argv = ["lightning-meta", *overrides]
-    _main()
+    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(objective)()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -55,6 +55,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def objective(cfg: DictConfig) -> float | None:
+    """``run`` as a Hydra task function: the value sweepers optimise (test accuracy, else validation accuracy)."""
+    metrics = run(cfg)
+    return metrics.get("test_acc", metrics.get("val_acc"))
+
+
 def _report(metrics: dict[str, float], model) -> None:
     if "test_acc" not in metrics:
         return

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from lightning_meta.data.classes import ClassImages
-from lightning_meta.data.omniglot_zips import load_omniglot_zips, rotate
+from lightning_meta.data.omniglot_zips import load_omniglot_zips, rotate, to_ink
 from lightning_meta.errors import DataError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -98,10 +97,7 @@ def _resize(raw: np.ndarray, size: int) -> Tensor:
     flat = raw.reshape(n * d, 1, h, w)
     out = torch.empty(n * d, 1, size, size, dtype=torch.uint8)
     for start in range(0, n * d, 4096):
-        x = 1.0 - torch.from_numpy(flat[start : start + 4096]).float()
-        if size != h:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        out[start : start + 4096] = x.mul_(255).round_().clamp_(0, 255).to(torch.uint8)
+        out[start : start + 4096] = to_ink(torch.from_numpy(flat[start : start + 4096]).float(), size)
     return out.reshape(n, d, size, size)
 
 

@@ -141,7 +141,13 @@ def _ink(drawings: list[np.ndarray], image_size: int) -> np.ndarray:
     """
     if len({d.shape for d in drawings}) != 1:
         drawings = [np.asarray(Image.fromarray(d).resize(drawings[0].shape[::-1], Image.Resampling.LANCZOS)) for d in drawings]
-    x = 1.0 - torch.from_numpy(np.stack(drawings)[:, None]).float() / 255.0
+    return to_ink(torch.from_numpy(np.stack(drawings)[:, None]).float() / 255.0, image_size).numpy()
+
+
+def to_ink(background: Tensor, image_size: int) -> Tensor:
+    """Float images ``[N, 1, H, W]`` with background 1 to uint8 ``[N, 1, S, S]`` with ink 255, resized
+    with antialiased bilinear interpolation: the one conversion both Omniglot sources go through."""
+    x = 1.0 - background
     if x.shape[-2:] != (image_size, image_size):
         x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
-    return x.mul_(255).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return x.mul_(255).round_().clamp_(0, 255).to(torch.uint8)

@@ -14,7 +14,6 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_warn
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
@@ -109,7 +108,7 @@ class MetaLearner(L.LightningModule):
         with torch.enable_grad() if self.needs_grad_in_eval else torch.no_grad():
             for sx, sy, qx, qy in zip(*batch):
                 logits = self.adapt_and_predict(sx, sy, qx)
-                accs.append((logits.argmax(-1) == qy).float().mean())
+                accs.append(accuracy(logits, qy))
         return torch.stack(accs).detach()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -155,7 +154,3 @@ def per_task_backward(module: nn.Module, task_losses, tasks: int) -> Tensor:
 
 def accuracy(logits: Tensor, target: Tensor) -> Tensor:
     return (logits.argmax(-1) == target).float().mean()
-
-
-def cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
-    return F.cross_entropy(logits, target)

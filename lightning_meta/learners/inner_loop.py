@@ -30,8 +30,10 @@ def adapt(
     steps: int,
     lrs: float | Sequence[float | Tensor] | Mapping[str, Tensor],
     first_order: bool = False,
-) -> Params:
-    """Runs ``steps`` of gradient descent on ``loss_fn`` and returns the adapted parameters.
+    keep_all: bool = False,
+) -> Params | list[Params]:
+    """Runs ``steps`` of gradient descent on ``loss_fn`` and returns the adapted parameters
+    (with ``keep_all``, the list of parameters after every step, e.g. for MAML++'s multi-step loss).
 
     ``lrs`` is a scalar, one value per step, or a mapping ``name -> tensor[steps]`` of learned
     per-layer per-step rates (MAML++ LSLR / Meta-SGD). With ``first_order=True`` the gradients
@@ -40,6 +42,7 @@ def adapt(
     """
     names = list(params)
     current = dict(params)
+    trajectory: list[Params] = []
     for step in range(steps):
         loss = loss_fn(current, step)
         needs_graph = not first_order and torch.is_grad_enabled()
@@ -55,7 +58,8 @@ def adapt(
                 grad = grad.detach()
             updated[name] = current[name] - _step_lr(lrs, name, step) * grad
         current = updated
-    return current
+        trajectory.append(current)
+    return trajectory if keep_all else current
 
 
 def _step_lr(lrs, name: str, step: int):

@@ -113,10 +113,8 @@ class MAML(MetaLearner):
     def _first_order_now(self) -> bool:
         return self.hparams.first_order or self.current_epoch < self.hparams.derivative_order_annealing
 
-    def adapt(
-        self, support_x: Tensor, support_y: Tensor, steps: int, first_order: bool, keep_all: bool = False, detach: bool = False
-    ) -> list[Params]:
-        """Adapted parameters after ``steps`` inner steps on the support set (every step's, if ``keep_all``).
+    def adapt(self, support_x: Tensor, support_y: Tensor, steps: int, first_order: bool, detach: bool = False) -> list[Params]:
+        """The adapted parameters after each of ``steps`` inner steps on the support set (the last is the result).
 
         First order: inner gradients are taken without a graph, so each adapted weight is its meta-weight
         minus a constant and the query gradient flows to the meta-weight unchanged (FOMAML). ``detach``
@@ -125,17 +123,11 @@ class MAML(MetaLearner):
         start = {n: p for n, p in self.backbone.named_parameters() if n in self.adapted_names}
         if detach:
             start = {n: p.detach().requires_grad_() for n, p in start.items()}
-        trajectory: list[Params] = []
 
         def loss_fn(params: Params, step: int) -> Tensor:
             return F.cross_entropy(self._logits(params, support_x, step), support_y)
 
-        params = start
-        for step in range(steps):
-            params = adapt(params, lambda p, s, step=step: loss_fn(p, step), 1, _slice(self._lrs(), step), first_order)
-            if keep_all:
-                trajectory.append(params)
-        return trajectory if keep_all else [params]
+        return adapt(start, loss_fn, steps, self._lrs(), first_order, keep_all=True)
 
     def _msl_weights(self, steps: int) -> Tensor:
         """MAML++ multi-step loss weights: uniform at first, moving to the last step over ``msl_epochs``."""
@@ -155,7 +147,7 @@ class MAML(MetaLearner):
         def task_losses():
             for sx, sy, qx, qy in zip(*batch):
                 fs, fq = self._features(sx), self._features(qx)
-                trajectory = self.adapt(fs, sy, steps, first_order, keep_all=msl)
+                trajectory = self.adapt(fs, sy, steps, first_order)
                 logits = self._logits(trajectory[-1], fq, steps)
                 loss = F.cross_entropy(logits, qy)
                 if msl:
@@ -173,10 +165,3 @@ class MAML(MetaLearner):
         params = self.adapt(fs, support_y, steps, first_order=True, detach=True)[-1]
         with torch.no_grad():
             return self._logits(params, fq, steps)
-
-
-def _slice(lrs, step: int):
-    """The learning rate(s) of one step, in the form ``adapt`` takes for a single step."""
-    if isinstance(lrs, dict):
-        return {n: v[step : step + 1] for n, v in lrs.items()}
-    return lrs
