@@ -35,7 +35,7 @@ def our_learner(workload: Workload, net: nn.Module) -> MetaLearner:
                     first_order=workload.algo == "fomaml")
     if workload.algo == "reptile":
         return Reptile(net, lr=workload.meta_lr, inner_lr=REPTILE_INNER_LR, inner_steps=workload.inner_steps)
-    return ProtoNet(net, lr=workload.meta_lr, bn_mode="transductive")
+    return ProtoNet(net, lr=workload.meta_lr, bn_mode="transductive", channels_last=True)  # as model=protonet
 
 
 def our_step(workload: Workload, episodes: Episodes, device: torch.device, dtype: torch.dtype = torch.float32) -> Step:

@@ -109,8 +109,8 @@ def write_results(out: Path, rows: list[Row], floors: dict, machine: dict[str, s
         f" {args.budget} s); median seconds per update -> tasks/s (range: medians of single rounds).",
         "Same synthetic episodes and the same initial Conv4 weights for both libraries; BatchNorm uses batch"
         " statistics (transductive) in both. MAML: inner SGD lr 0.4, meta Adam lr 1e-3. Reptile: 5 inner Adam steps"
-        " on the support set. ProtoNet: ours embeds the whole meta-batch in one forward, learn2learn's example loop"
-        " one episode per forward.",
+        " on the support set. ProtoNet: one forward per episode in both (BatchNorm statistics stay per episode); ours"
+        " with channels_last weights, as `model=protonet` ships.",
         "Peak memory: " + ("CUDA max_memory_allocated above the pre-run allocation." if device.type == "cuda"
                            else "increase of peak RSS over one update, each contender in a fresh process."),
         f"Floor: FLOPs of our update (FlopCounterMode) at the {matmul_rate / 1e9:.1f} GFLOP/s of a large fp32 matmul.",

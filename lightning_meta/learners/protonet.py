@@ -31,10 +31,11 @@ class ProtoNet(MetaLearner):
         lr_step_size: int | None = None,
         lr_gamma: float = 0.5,
         bn_mode: str = "running",
+        channels_last: bool = False,
     ) -> None:
         if distance not in ("euclidean", "cosine"):
             raise ConfigError(f"ProtoNet distance must be 'euclidean' or 'cosine', got '{distance}'.")
-        super().__init__(backbone, lr, weight_decay, lr_step_size, lr_gamma, bn_mode)
+        super().__init__(backbone, lr, weight_decay, lr_step_size, lr_gamma, bn_mode, channels_last)
 
     def logits(self, support: Tensor, support_y: Tensor, query: Tensor) -> Tensor:
         """Query logits from embeddings: negative distance to each class prototype."""

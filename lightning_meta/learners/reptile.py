@@ -36,10 +36,11 @@ class Reptile(MetaLearner):
         inner_optimizer: str = "adam",
         transductive: bool = True,
         bn_mode: str = "transductive",
+        channels_last: bool = False,
     ) -> None:
         if inner_optimizer not in ("adam", "sgd"):
             raise ConfigError(f"Reptile inner_optimizer must be 'adam' or 'sgd', got '{inner_optimizer}'.")
-        super().__init__(backbone, lr, bn_mode=bn_mode)
+        super().__init__(backbone, lr, bn_mode=bn_mode, channels_last=channels_last)
         self.inner_lr = inner_lr
         self.inner_steps = inner_steps
         self.inner_steps_eval = inner_steps_eval

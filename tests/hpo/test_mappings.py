@@ -57,7 +57,8 @@ def fitted() -> dict[str, Mapping]:
         "best_on_average": BestOnAverage().fit(frame, SPACE),
         "nearest_task": NearestTask().fit(frame, SPACE),
         "gbm": GBMSurrogate(members=3).fit(frame, SPACE),
-        "meta_surrogate": MetaSurrogate(members=3, meta_steps=800, hidden=32, outer_lr=5e-3).fit(frame, SPACE),
+        # here the feature alone fixes the optimum, so the zero-shot correction of the prior is left wide
+        "meta_surrogate": MetaSurrogate(members=3, meta_steps=800, hidden=32, outer_lr=5e-3, correction=1.0).fit(frame, SPACE),
     }
 
 
@@ -109,6 +110,21 @@ def test_meta_surrogate_adapts_to_observed_trials_when_features_say_nothing():
             adapted.append(distance(mapping.suggest({}, k=1, observed=observed)[0], u))
     assert np.mean(adapted) < np.mean(zero_shot) - 0.1
     assert all(a <= z + 0.02 for a, z in zip(adapted, zero_shot))
+
+
+def test_meta_surrogate_moves_from_the_prior_by_at_most_its_bound():
+    mapping = MetaSurrogate(members=2, meta_steps=200, hidden=32, correction=0.02, growth=0.05).fit(meta_frame(), SPACE)
+    configs = SPACE.sample(200, seed=3)
+    encoded = SPACE.encode(configs)
+    prior = mapping.prior(encoded)
+    zero_shot, _ = mapping.predict({"u": 0.3}, configs)
+    assert np.abs(zero_shot - prior).max() <= 0.02 + 1e-6
+    assert np.abs(zero_shot - prior).max() > 1e-4  # the features do move it
+    trials = np.random.default_rng(5).random((4, 2))
+    observed = pd.DataFrame({"task": "new", "objective": bowl(0.3, trials), "status": "complete",
+                             "hp_x1": trials[:, 0], "hp_x2": trials[:, 1]})
+    adapted, _ = mapping.predict({"u": 0.3}, configs, observed)
+    assert np.abs(adapted - prior).max() <= 0.02 + 4 * 0.05 + 1e-6
 
 
 def test_failed_and_diverged_runs_never_reach_a_mapping():

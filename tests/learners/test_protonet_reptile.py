@@ -59,3 +59,29 @@ def test_reptile_non_transductive_predicts_each_query_with_the_support_set_only(
     alone = Reptile(net, inner_steps_eval=2, transductive=False).adapt_and_predict(sx, sy, qx[:1])
     assert torch.allclose(single[0], alone[0], atol=1e-6)  # a query's prediction ignores the other queries
     assert not torch.allclose(trans, single)
+
+
+def test_channels_last_keeps_the_loss_and_gradients_and_survives_a_checkpoint(tmp_path):
+    from lightning_meta.nets import Conv4
+
+    torch.manual_seed(0)
+    batch = (torch.randn(1, 5, 3, 28, 28, dtype=torch.float64), torch.arange(5).unsqueeze(0),
+             torch.randn(1, 10, 3, 28, 28, dtype=torch.float64), torch.arange(5).repeat(2).unsqueeze(0))
+    results = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        learner = ProtoNet(Conv4(in_channels=3, out_features=None, downsample="pool", image_size=28),
+                           channels_last=channels_last).double()  # float64: no max-pool ties flipped by rounding
+        weight = next(p for p in learner.backbone.parameters() if p.dim() == 4)
+        assert weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+        loss, _ = learner.meta_loss(batch)
+        loss.backward()
+        results.append((loss.detach(), weight.grad.clone()))
+    assert torch.allclose(results[0][0], results[1][0], rtol=1e-10)
+    assert torch.allclose(results[0][1], results[1][1], rtol=1e-8, atol=1e-10)
+    path = tmp_path / "w.pt"
+    torch.save(learner.state_dict(), path)
+    torch.manual_seed(1)
+    fresh = ProtoNet(Conv4(in_channels=3, out_features=None, downsample="pool", image_size=28), channels_last=True).double()
+    fresh.load_state_dict(torch.load(path))
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), learner.state_dict().values()))

@@ -1,6 +1,8 @@
 """A meta-learned surrogate: each HPO task is a few-shot regression problem.
 
-An MLP ``f(task features, encoded hyperparameters) -> task-normalized score`` is meta-trained
+The score of a configuration on a task is predicted as its across-task prior (``prior.py``:
+best-on-average, smoothed) plus a correction ``f(task features, encoded hyperparameters, prior)``;
+the MLP ``f`` starts at zero and is meta-trained
 with first-order MAML over episodes: sample a task, observe ``k`` of its runs (``k`` uniform in
 ``0..max_shots``; ``k = 0`` trains the zero-shot prediction), adapt the weights on them with a
 few SGD steps (``learners.inner_loop.adapt``), and score the adapted weights on other runs of
@@ -15,12 +17,18 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from lightning_meta.errors import ConfigError
 from lightning_meta.hpo.mappings.base import Mapping, encode_frame, observed_scores, task_features
+from lightning_meta.hpo.mappings.prior import priors
 from lightning_meta.learners.inner_loop import adapt, forward
 
 
 class EnsembleMLP(nn.Module):
     """``members`` ReLU MLPs held as one set of stacked weights, trained and run in one pass.
+
+    The output is the input's last column (the prior) plus the MLP's correction, squashed by
+    ``tanh`` to at most the bound in the second-to-last column; the last layer starts at zero, so
+    an untrained network predicts the prior.
 
     Weights are ``[members, fan_in, fan_out]``; they may gain a task axis after the member
     axis (``[members, tasks, ...]``, one adapted copy per task of a meta-batch). Inputs broadcast
@@ -33,7 +41,8 @@ class EnsembleMLP(nn.Module):
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            self.weights.append(nn.Parameter(torch.randn(members, fan_in, fan_out) * (2.0 / fan_in) ** 0.5))
+            scale = (2.0 / fan_in) ** 0.5 if fan_out > 1 else 0.0
+            self.weights.append(nn.Parameter(torch.randn(members, fan_in, fan_out) * scale))
             self.biases.append(nn.Parameter(torch.zeros(members, fan_out)))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -42,7 +51,8 @@ class EnsembleMLP(nn.Module):
             h = h @ w + b.unsqueeze(-2)
             if i < len(self.weights) - 1:
                 h = torch.relu(h)
-        return h.squeeze(-1)
+        bound = x[..., -2]
+        return bound * torch.tanh(h.squeeze(-1) / bound) + x[..., -1]
 
 
 class MetaSurrogate(Mapping):
@@ -52,6 +62,11 @@ class MetaSurrogate(Mapping):
 
     ``adapt_min`` trials are needed before it adapts: their raw objectives are first put on the
     task-normalized scale by matching their mean and spread to the zero-shot predictions.
+
+    ``correction`` bounds how far the prediction may move from the prior, ``correction + growth * k``
+    after ``k`` observed trials. With no trial the task features alone may only re-rank
+    configurations the other tasks found good (held-out tasks whose features lie outside the
+    training range otherwise get wild extrapolations); each observed trial widens the bound.
     """
 
     def __init__(
@@ -67,8 +82,12 @@ class MetaSurrogate(Mapping):
         outer_lr: float = 2e-3,
         hidden: int = 64,
         adapt_min: int = 3,
+        correction: float = 0.01,
+        growth: float = 0.03,
         seed: int = 0,
     ) -> None:
+        if correction <= 0 or growth < 0:
+            raise ConfigError(f"MetaSurrogate needs correction > 0 and growth >= 0, got {correction} and {growth}.")
         self.members = members
         self.meta_steps = meta_steps
         self.meta_batch = meta_batch
@@ -80,11 +99,15 @@ class MetaSurrogate(Mapping):
         self.outer_lr = outer_lr
         self.hidden = hidden
         self.adapt_min = adapt_min
+        self.correction = correction
+        self.growth = growth
         self.seed = seed
 
     def _fit(self, frame: pd.DataFrame, scores: np.ndarray) -> None:
+        encoded = encode_frame(frame, self.space)
+        self.prior, held_out = priors(encoded, scores, frame["task"].to_numpy())
         inputs = np.concatenate(
-            [self.scaler.transform(task_features(frame, self.feature_names)), encode_frame(frame, self.space)], axis=1
+            [self.scaler.transform(task_features(frame, self.feature_names)), encoded, held_out[:, None]], axis=1
         )
         tasks = [np.flatnonzero(frame["task"].to_numpy() == t) for t in frame["task"].unique()]
         data = [
@@ -92,7 +115,7 @@ class MetaSurrogate(Mapping):
              torch.as_tensor(np.argsort(-scores[r], kind="stable")[: max(1, len(r) // 10)]))
             for r in tasks
         ]
-        self.inputs = inputs.shape[1]
+        self.inputs = inputs.shape[1] + 1  # + the correction bound, added per episode
         self.state = self._meta_train(data)
 
     def _network(self) -> EnsembleMLP:
@@ -136,18 +159,30 @@ class MetaSurrogate(Mapping):
                 top[torch.as_tensor(rng.integers(0, len(top), size=n_top))],
                 torch.as_tensor(rng.integers(0, len(x), size=self.queries - n_top)),
             ])
-            sx.append(x[support])
+            shots = int(rng.integers(0, self.max_shots + 1))
+            sx.append(self._bounded(x[support], shots))
             sy.append(y[support])
-            masks.append((torch.arange(self.max_shots) < int(rng.integers(0, self.max_shots + 1))).float())
-            qx.append(x[query])
+            masks.append((torch.arange(self.max_shots) < shots).float())
+            qx.append(self._bounded(x[query], shots))
             qy.append(y[query])
         return torch.stack(sx), torch.stack(sy), torch.stack(masks), torch.stack(qx), torch.stack(qy)
 
-    def predict_encoded(self, features, x, observed=None):
+    def _bounded(self, x: Tensor, observed: int) -> Tensor:
+        """Inserts the correction bound for ``observed`` trials before the prior (last) column."""
+        bound = torch.full((*x.shape[:-1], 1), self.correction + self.growth * observed)
+        return torch.cat([x[..., :-1], bound, x[..., -1:]], dim=-1)
+
+    def _inputs(self, features: dict[str, float], x: np.ndarray, observed: int) -> Tensor:
+        """Network inputs: scaled task features, encoded configuration, correction bound, prior."""
         head = np.tile(self.scaled_features(features), (len(x), 1))
-        queries = torch.tensor(np.concatenate([head, x], axis=1), dtype=torch.float32)
+        inputs = torch.tensor(np.concatenate([head, x, self.prior(x)[:, None]], axis=1), dtype=torch.float32)
+        return self._bounded(inputs, observed)
+
+    def predict_encoded(self, features, x, observed=None):
         net = self._network()
-        params = self._adapted(net, self._support(net, features, observed))
+        support = self._support(net, features, observed)
+        queries = self._inputs(features, x, 0 if support is None else len(support[1]))
+        params = self._adapted(net, support)
         with torch.no_grad():
             predictions = forward(net, params, queries).numpy().astype(float)
         return predictions.mean(axis=0), predictions.std(axis=0)
@@ -157,12 +192,10 @@ class MetaSurrogate(Mapping):
         x, y = observed_scores(observed, self.space)
         if len(y) < max(self.adapt_min, 1):
             return None
-        head = np.tile(self.scaled_features(features), (len(x), 1))
-        inputs = torch.tensor(np.concatenate([head, x], axis=1), dtype=torch.float32)
         with torch.no_grad():
-            zero_shot = forward(net, self.state, inputs).mean(dim=0).numpy()
+            zero_shot = forward(net, self.state, self._inputs(features, x, 0)).mean(dim=0).numpy()
         slope, intercept = _affine(y, zero_shot)
-        return inputs, torch.tensor(slope * y + intercept, dtype=torch.float32)
+        return self._inputs(features, x, len(y)), torch.tensor(slope * y + intercept, dtype=torch.float32)
 
     def _adapted(self, net: EnsembleMLP, support) -> dict[str, Tensor]:
         if support is None:
