@@ -1,9 +1,11 @@
 """``train.py`` end to end at a tiny size: every learner trains and tests; bad input stops before training."""
 
+import math
 import subprocess
 import sys
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import open_dict
@@ -34,6 +36,18 @@ def test_each_learner_meta_trains_and_reports_test_accuracy_with_ci(tmp_path, mo
     assert 0.0 <= metrics["test_acc"] <= 1.0 and metrics["test_acc_ci95"] > 0 and metrics["test_episodes"] == 6
     assert "Test accuracy:" in capsys.readouterr().out
     assert list(tmp_path.glob("checkpoints/*.ckpt")) and list(tmp_path.glob("csv/*/metrics.csv"))
+
+
+@pytest.mark.parametrize("model", ["maml", "protonet"])
+def test_bf16_mixed_precision_trains_and_evaluates(tmp_path, model):
+    # Lightning's autocast must cover MAML's second-order inner loop (gradients in validation and test too)
+    extra = ["model.inner_steps_eval=2"] if model != "protonet" else []
+    metrics = run(_cfg(tmp_path, f"model={model}", "+trainer.precision=bf16-mixed", *TINY, *extra))
+    assert 0.0 <= metrics["test_acc"] <= 1.0 and metrics["test_episodes"] == 6
+    assert math.isfinite(metrics["test_acc_ci95"])
+    ckpt = next(tmp_path.glob("checkpoints/*.ckpt"))
+    state = torch.load(ckpt, weights_only=False)["state_dict"]
+    assert all(v.dtype == torch.float32 and v.isfinite().all() for v in state.values() if v.is_floating_point())
 
 
 def test_train_py_prints_accuracy_and_ci(tmp_path):
