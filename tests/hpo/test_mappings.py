@@ -125,6 +125,8 @@ def test_meta_surrogate_moves_from_the_prior_by_at_most_its_bound():
                              "hp_x1": trials[:, 0], "hp_x2": trials[:, 1]})
     adapted, _ = mapping.predict({"u": 0.3}, configs, observed)
     assert np.abs(adapted - prior).max() <= 0.02 + 4 * 0.05 + 1e-6
+    with pytest.raises(ConfigError, match="correction > 0"):
+        MetaSurrogate(correction=0.0)
 
 
 def test_failed_and_diverged_runs_never_reach_a_mapping():

@@ -1,9 +1,9 @@
 """A meta-learned surrogate: each HPO task is a few-shot regression problem.
 
 The score of a configuration on a task is predicted as its across-task prior (``prior.py``:
-best-on-average, smoothed) plus a correction ``f(task features, encoded hyperparameters, prior)``;
-the MLP ``f`` starts at zero and is meta-trained
-with first-order MAML over episodes: sample a task, observe ``k`` of its runs (``k`` uniform in
+best-on-average, smoothed) plus a bounded correction ``f(task features, encoded hyperparameters,
+bound, prior)``. The MLP ``f`` starts at zero and is meta-trained with first-order MAML over
+episodes: sample a task, observe ``k`` of its runs (``k`` uniform in
 ``0..max_shots``; ``k = 0`` trains the zero-shot prediction), adapt the weights on them with a
 few SGD steps (``learners.inner_loop.adapt``), and score the adapted weights on other runs of
 the same task. At ``suggest`` time the trials already run on the new task are that support set.
