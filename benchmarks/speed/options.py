@@ -12,18 +12,21 @@ beyond rounding (bf16 changes it by its ~3 significant digits).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import platform
+import sys
 from pathlib import Path
 
-import torch
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
 
-from lightning_meta.learners import MAML, ProtoNet
-from lightning_meta.nets import Conv4
-from timing import LoopContender, interleaved
-from workload import Workload, synthetic_episodes
+import torch  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+from benchmarks.speed.ours import our_network, our_step  # noqa: E402
+from benchmarks.speed.timing import LoopContender, interleaved  # noqa: E402
+from benchmarks.speed.workload import Workload, synthetic_episodes  # noqa: E402
+from lightning_meta.learners import MAML, ProtoNet  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
 WORKLOADS = {
     "ProtoNet, 60-way 1-shot 5 queries (one episode)": Workload("protonet", "omniglot", 60, 1, 5, 1),
     "MAML 2nd order, 5-way 1-shot 15 queries, meta-batch 32": Workload("maml", "omniglot", 5, 1, 15, 32),
@@ -32,35 +35,20 @@ OPTIONS = ("fp32", "channels_last", "bf16 autocast", "channels_last + bf16 autoc
 
 
 def learner(workload: Workload, option: str):
-    torch.manual_seed(0)
+    """Our learner with the option's layout and compilation (ProtoNet keeps its default BatchNorm mode)."""
     channels_last = "channels_last" in option
     if workload.algo == "protonet":
-        model = ProtoNet(Conv4(1, None, 64, "pool", 28), channels_last=channels_last)
+        model = ProtoNet(our_network(workload), channels_last=channels_last)
     else:
-        model = MAML(Conv4(1, workload.ways, 64, "stride", 28), inner_lr=workload.inner_lr, channels_last=channels_last)
+        model = MAML(our_network(workload), inner_lr=workload.inner_lr, channels_last=channels_last)
     if option == "torch.compile":
         model.backbone = torch.compile(model.backbone)
     return model
 
 
 def step_for(workload: Workload, option: str, device: torch.device):
-    model = learner(workload, option).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    e = synthetic_episodes(workload).to(device)
-    batch = (e.support_x, e.support_y, e.query_x, e.query_y)
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if "bf16" in option
-                else contextlib.nullcontext())
-    losses = []
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            loss, _ = model.meta_loss(batch)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss))
-
-    return step, losses
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if "bf16" in option else None
+    return our_step(workload, synthetic_episodes(workload), device, learner=learner(workload, option), autocast=autocast)
 
 
 def main() -> None:
@@ -82,9 +70,9 @@ def main() -> None:
         steps, losses, errors = {}, {}, {}
         for option in OPTIONS:
             try:
-                step, loss_log = step_for(workload, option, device)
-                step()  # fails here if the option cannot run this learner
-                steps[option], losses[option] = LoopContender(step, device), loss_log
+                step = step_for(workload, option, device)
+                losses[option] = float(step())  # fails here if the option cannot run this learner
+                steps[option] = LoopContender(step, device)
             except Exception as err:  # reported in the table, not hidden
                 errors[option] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
         timings = interleaved(steps, device, warmup=2, repeats=args.repeats, iters=args.iters)
@@ -94,7 +82,7 @@ def main() -> None:
                 lines.append(f"| {label} | {option} | fails | – | {errors[option]} |")
                 continue
             t = timings[option].median
-            lines.append(f"| {label} | {option} | {t:.3f} | {base / t:.2f}x | {losses[option][0]:.5f} |")
+            lines.append(f"| {label} | {option} | {t:.3f} | {base / t:.2f}x | {losses[option]:.5f} |")
             print(lines[-1], flush=True)
     out = RESULTS / f"speed_{args.device}_options.md"
     out.write_text("\n".join(lines) + "\n")

@@ -6,6 +6,8 @@ figures measure the library's algorithms and not the Trainer's bookkeeping.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -38,19 +40,28 @@ def our_learner(workload: Workload, net: nn.Module) -> MetaLearner:
     return ProtoNet(net, lr=workload.meta_lr, bn_mode="transductive", channels_last=True)  # as model=protonet
 
 
-def our_step(workload: Workload, episodes: Episodes, device: torch.device, dtype: torch.dtype = torch.float32) -> Step:
-    """One meta-batch update of our learner on ``episodes``, ready to be timed."""
-    learner = our_learner(workload, our_network(workload)).to(device, dtype)
+def our_step(
+    workload: Workload, episodes: Episodes, device: torch.device, dtype: torch.dtype = torch.float32,
+    learner: MetaLearner | None = None, autocast: contextlib.AbstractContextManager | None = None,
+) -> Step:
+    """One meta-batch update of ``learner`` (default: ``our_learner``) on ``episodes``, ready to be timed.
+
+    ``autocast`` wraps the forward pass as Lightning's mixed precision does. The step returns its loss.
+    """
+    learner = (learner or our_learner(workload, our_network(workload))).to(device, dtype)
     optimizer_cls = torch.optim.SGD if workload.algo == "reptile" else torch.optim.Adam
     optimizer = optimizer_cls(learner.parameters(), lr=workload.meta_lr)
     e = episodes.to(device, dtype)
     batch = (e.support_x, e.support_y, e.query_x, e.query_y)
+    autocast = autocast or contextlib.nullcontext()
 
-    def step() -> None:
+    def step() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        loss, _ = learner.meta_loss(batch)
+        with autocast:
+            loss, _ = learner.meta_loss(batch)
         loss.backward()
         optimizer.step()
+        return loss.detach()
 
     return step
 

@@ -16,8 +16,8 @@ from typing import Protocol
 
 import torch
 
-Step = Callable[[], None]
-"""Runs one meta-batch update (forward, meta-gradient and optimizer step) in place."""
+Step = Callable[[], object]
+"""Runs one meta-batch update (forward, meta-gradient and optimizer step) in place; any return value is ignored."""
 
 
 class StepClock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from lightning_meta.hpo.mappings.base import Mapping, encode_frame, nearest_rows
+from lightning_meta.hpo.mappings.prior import group_by_config
 
 
 class BestOnAverage(Mapping):
@@ -15,12 +16,8 @@ class BestOnAverage(Mapping):
     """
 
     def _fit(self, frame: pd.DataFrame, scores: np.ndarray) -> None:
-        encoded = np.round(encode_frame(frame, self.space), 9)
-        keys, inverse = np.unique(encoded, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        counts = np.bincount(inverse)
-        self.keys = keys
-        self.mean = np.bincount(inverse, weights=scores) / counts
+        self.keys, inverse, sums, counts = group_by_config(encode_frame(frame, self.space), scores)
+        self.mean = sums / counts
         second = np.bincount(inverse, weights=scores**2) / counts
         self.std = np.sqrt(np.maximum(second - self.mean**2, 0.0))
 

@@ -172,16 +172,15 @@ class MetaSurrogate(Mapping):
         bound = torch.full((*x.shape[:-1], 1), self.correction + self.growth * observed)
         return torch.cat([x[..., :-1], bound, x[..., -1:]], dim=-1)
 
-    def _inputs(self, features: dict[str, float], x: np.ndarray, observed: int) -> Tensor:
-        """Network inputs: scaled task features, encoded configuration, correction bound, prior."""
+    def _inputs(self, features: dict[str, float], x: np.ndarray) -> Tensor:
+        """Network inputs before the bound: scaled task features, encoded configuration, prior."""
         head = np.tile(self.scaled_features(features), (len(x), 1))
-        inputs = torch.tensor(np.concatenate([head, x, self.prior(x)[:, None]], axis=1), dtype=torch.float32)
-        return self._bounded(inputs, observed)
+        return torch.tensor(np.concatenate([head, x, self.prior(x)[:, None]], axis=1), dtype=torch.float32)
 
     def predict_encoded(self, features, x, observed=None):
         net = self._network()
         support = self._support(net, features, observed)
-        queries = self._inputs(features, x, 0 if support is None else len(support[1]))
+        queries = self._bounded(self._inputs(features, x), 0 if support is None else len(support[1]))
         params = self._adapted(net, support)
         with torch.no_grad():
             predictions = forward(net, params, queries).numpy().astype(float)
@@ -192,10 +191,11 @@ class MetaSurrogate(Mapping):
         x, y = observed_scores(observed, self.space)
         if len(y) < max(self.adapt_min, 1):
             return None
+        inputs = self._inputs(features, x)
         with torch.no_grad():
-            zero_shot = forward(net, self.state, self._inputs(features, x, 0)).mean(dim=0).numpy()
+            zero_shot = forward(net, self.state, self._bounded(inputs, 0)).mean(dim=0).numpy()
         slope, intercept = _affine(y, zero_shot)
-        return self._inputs(features, x, len(y)), torch.tensor(slope * y + intercept, dtype=torch.float32)
+        return self._bounded(inputs, len(y)), torch.tensor(slope * y + intercept, dtype=torch.float32)
 
     def _adapted(self, net: EnsembleMLP, support) -> dict[str, Tensor]:
         if support is None:

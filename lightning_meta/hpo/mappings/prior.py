@@ -24,8 +24,9 @@ class ConfigPrior:
         self.tree = cKDTree(self.keys)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.atleast_2d(x)
         neighbours = min(self.k, len(self.keys))
-        index = self.tree.query(np.atleast_2d(x), k=neighbours)[1].reshape(len(np.atleast_2d(x)), neighbours)
+        index = self.tree.query(x, k=neighbours)[1].reshape(len(x), neighbours)
         counts = self.counts[index]
         covered_before = np.cumsum(counts, axis=1) - counts
         weights = np.where(covered_before < self.k, counts, 0.0)
@@ -39,16 +40,21 @@ class ConfigPrior:
         self.tree = cKDTree(self.keys)
 
 
+def group_by_config(encoded: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct configurations (rounded), each row's index among them, and their score sums and run counts."""
+    keys, inverse = np.unique(np.round(encoded, 9), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    sums = np.bincount(inverse, weights=scores, minlength=len(keys))
+    return keys, inverse, sums, np.bincount(inverse, minlength=len(keys)).astype(float)
+
+
 def priors(encoded: np.ndarray, scores: np.ndarray, task_ids: np.ndarray) -> tuple[ConfigPrior, np.ndarray]:
     """The prior over all tasks, and each row's prior computed without its own task.
 
     The held-out version is what the surrogate trains on: a new task's own runs are never in
     its prior, so the correction must be learned against priors that exclude the task too.
     """
-    keys, inverse = np.unique(np.round(encoded, 9), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    sums = np.bincount(inverse, weights=scores, minlength=len(keys))
-    counts = np.bincount(inverse, minlength=len(keys)).astype(float)
+    keys, inverse, sums, counts = group_by_config(encoded, scores)
     tasks = np.unique(task_ids)
     full = ConfigPrior(keys, sums, counts, k=len(tasks))
     if len(tasks) == 1:  # nothing to hold out: the single task's prior is its own mean
