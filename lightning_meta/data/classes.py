@@ -65,3 +65,18 @@ class ClassImages:
         rows = self.offsets[stored] + torch.as_tensor(list(idx), dtype=torch.long)
         out = self.images[rows].float().div_(255.0)
         return self.view(out, k) if self.view is not None else out
+
+    def merged(self, other: ClassImages) -> ClassImages:
+        """This split's classes followed by ``other``'s (e.g. train + val, the "trainval" protocol)."""
+        if self.views != other.views or self.view is not other.view or self.input_shape != other.input_shape:
+            raise DataError(
+                f"Cannot merge splits with different image shapes or views ({self.input_shape} x {self.views} vs "
+                f"{other.input_shape} x {other.views})."
+            )
+        return ClassImages(
+            torch.cat([self.images, other.images]),
+            torch.cat([self.sizes, other.sizes]).tolist(),
+            self.class_names + other.class_names,
+            self.views,
+            self.view,
+        )

@@ -37,7 +37,12 @@ def _spec(value: EpisodeSpec | Mapping | None, fallback: EpisodeSpec | None = No
 
 
 class EpisodicDataModule(L.LightningDataModule):
-    """Serves N-way K-shot episodes of ``dataset`` (see ``lightning_meta.data.registry``)."""
+    """Serves N-way K-shot episodes of ``dataset`` (see ``lightning_meta.data.registry``).
+
+    ``trainval=True`` meta-trains on the train and validation classes together, the protocol of papers
+    that report final numbers after model selection (ProtoNet's 1200 Omniglot characters); validation
+    then sees training classes, so runs using it should not select checkpoints on it.
+    """
 
     def __init__(
         self,
@@ -54,6 +59,7 @@ class EpisodicDataModule(L.LightningDataModule):
         test_episodes: int = 1000,
         num_workers: int = 0,
         seed: int = 42,
+        trainval: bool = False,
     ) -> None:
         super().__init__()
         self.dataset = dataset
@@ -69,6 +75,7 @@ class EpisodicDataModule(L.LightningDataModule):
         self.episodes = {"train": train_episodes, "val": val_episodes, "test": test_episodes}
         self.num_workers = num_workers
         self.seed = seed
+        self.trainval = trainval
         self.classes: dict[str, ClassImages] | None = None
         self._epoch = 0
 
@@ -80,6 +87,8 @@ class EpisodicDataModule(L.LightningDataModule):
         """Loads the images once and checks every stage's episode shape against them."""
         if self.classes is None:
             self.classes = load_dataset(self.dataset, self.root, **self.dataset_kwargs)
+            if self.trainval:
+                self.classes["train"] = self.classes["train"].merged(self.classes["val"])
             for name, spec in self.specs.items():
                 spec.check(self.classes[name], f"{self.dataset} {name} split")
 

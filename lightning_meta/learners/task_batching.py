@@ -37,9 +37,9 @@ def batched_forward(net: Conv4, params: Params, x: Tensor) -> Tensor:
                      stride=conv.stride, padding=conv.padding, groups=b)
         h = F.batch_norm(h, None, None, params[f"features.{i}.1.weight"].reshape(-1),
                          params[f"features.{i}.1.bias"].reshape(-1), training=True, eps=block[1].eps)
-        h = F.relu(h)
         if net.downsample == "pool":
-            h = F.max_pool2d(h, 2)
+            h = F.max_pool2d(h, 2)  # before the ReLU, as in Conv4 (the two commute)
+        h = F.relu(h)
     z = h.mean(dim=(2, 3)).view(n, b, -1) if net.downsample == "stride" else h.reshape(n, b, -1, *h.shape[2:]).flatten(2)
     return torch.einsum("nbe,boe->bno", z, params["head.weight"]) + params["head.bias"].unsqueeze(1)
 

@@ -78,6 +78,17 @@ def test_datamodule_serves_meta_batches_and_fixed_test_episodes():
     assert dm.spec("val") == EpisodeSpec(3, 2, 4)  # validation defaults to the test shape
 
 
+def test_trainval_trains_on_the_train_and_validation_classes(omniglot):
+    dm = EpisodicDataModule(train={"ways": 60, "shots": 1, "queries": 5}, trainval=True)
+    dm.setup("fit")
+    train = dm.classes["train"]
+    assert train.num_classes == 4800  # the paper's 1200 characters x 4 rotations
+    assert train.class_names == omniglot["train"].class_names + omniglot["val"].class_names
+    first_val = omniglot["train"].num_classes  # class 0 of the validation split, now a training class
+    assert torch.equal(train.get(first_val + 1, [2]), omniglot["val"].get(1, [2]))
+    assert dm.classes["test"].num_classes == omniglot["test"].num_classes
+
+
 def test_too_many_ways_for_the_split_is_refused_before_training():
     dm = EpisodicDataModule(dataset="omniglot", dataset_kwargs={"split": "lake"}, test={"ways": 700, "shots": 1, "queries": 1})
     with pytest.raises(DataError, match=r"700-way episodes need 700 classes but the split has only 659"):
