@@ -9,8 +9,8 @@ from benchmarks.speed.ours import batched_step, our_step
 from benchmarks.speed.timing import LoopContender
 from benchmarks.speed.workload import Episodes, Workload
 
-OURS, BATCHED, THEIRS = "lightning_meta", "lightning_meta (batched)", "learn2learn"
-LIBRARIES = (OURS, BATCHED, THEIRS)
+OURS, THREADED, BATCHED, THEIRS = "lightning_meta", "lightning_meta (task threads)", "lightning_meta (batched)", "learn2learn"
+LIBRARIES = (OURS, THREADED, BATCHED, THEIRS)
 
 
 def available(library: str, workload: Workload) -> bool:
@@ -19,6 +19,8 @@ def available(library: str, workload: Workload) -> bool:
         return l2l_version() != NOT_INSTALLED
     if library == BATCHED:
         return workload.algo in ("maml", "fomaml")
+    if library == THREADED:  # one task thread per torch thread; ours and learn2learn use them for intra-op work
+        return torch.get_num_threads() > 1 and workload.meta_batch > 1
     return library == OURS
 
 
@@ -26,6 +28,8 @@ def build_contender(library: str, workload: Workload, episodes: Episodes, device
     """A fresh model and optimizer of ``library`` that trains on ``episodes`` when run."""
     if library == OURS:
         return LoopContender(our_step(workload, episodes, device), device)
+    if library == THREADED:
+        return LoopContender(our_step(workload, episodes, device, task_threads=torch.get_num_threads()), device)
     if library == BATCHED:
         return LoopContender(batched_step(workload, episodes, device), device)
     if library == THEIRS:

@@ -30,25 +30,28 @@ def our_network(workload: Workload, seed: int = 0) -> Conv4:
     return Conv4(s.channels, workload.ways, s.hidden, s.downsample, s.size)
 
 
-def our_learner(workload: Workload, net: nn.Module) -> MetaLearner:
+def our_learner(workload: Workload, net: nn.Module, task_threads: int = 1) -> MetaLearner:
     """The LightningModule a user would train on this workload (transductive BatchNorm throughout)."""
     if workload.algo in ("maml", "fomaml"):
         return MAML(net, lr=workload.meta_lr, inner_lr=workload.inner_lr, inner_steps=workload.inner_steps,
-                    first_order=workload.algo == "fomaml")
+                    first_order=workload.algo == "fomaml", task_threads=task_threads)
     if workload.algo == "reptile":
-        return Reptile(net, lr=workload.meta_lr, inner_lr=REPTILE_INNER_LR, inner_steps=workload.inner_steps)
-    return ProtoNet(net, lr=workload.meta_lr, bn_mode="transductive", channels_last=True)  # as model=protonet
+        return Reptile(net, lr=workload.meta_lr, inner_lr=REPTILE_INNER_LR, inner_steps=workload.inner_steps,
+                       task_threads=task_threads)
+    return ProtoNet(net, lr=workload.meta_lr, bn_mode="transductive", channels_last=True,  # as model=protonet
+                    task_threads=task_threads)
 
 
 def our_step(
     workload: Workload, episodes: Episodes, device: torch.device, dtype: torch.dtype = torch.float32,
     learner: MetaLearner | None = None, autocast: contextlib.AbstractContextManager | None = None,
+    task_threads: int = 1,
 ) -> Step:
     """One meta-batch update of ``learner`` (default: ``our_learner``) on ``episodes``, ready to be timed.
 
     ``autocast`` wraps the forward pass as Lightning's mixed precision does. The step returns its loss.
     """
-    learner = (learner or our_learner(workload, our_network(workload))).to(device, dtype)
+    learner = (learner or our_learner(workload, our_network(workload), task_threads)).to(device, dtype)
     optimizer_cls = torch.optim.SGD if workload.algo == "reptile" else torch.optim.Adam
     optimizer = optimizer_cls(learner.parameters(), lr=workload.meta_lr)
     e = episodes.to(device, dtype)

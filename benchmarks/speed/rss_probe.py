@@ -22,9 +22,10 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 
 
-def peak_rss_mb(library: str, workload, steps: int = 1) -> float:
+def peak_rss_mb(library: str, workload, steps: int = 1, keep_freed: bool = False) -> float:
     """Extra peak resident memory (MiB) that ``steps`` meta-batch updates of ``library`` need."""
     cmd = [sys.executable, "-m", "benchmarks.speed.rss_probe", library, json.dumps(asdict(workload)), str(steps)]
+    cmd += ["--keep-freed-memory"] if keep_freed else []
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"Memory probe for {library} on {workload.label} failed:\n{done.stderr[-3000:]}")
@@ -37,13 +38,17 @@ def _status_kib(field: str) -> int:
 
 def main() -> None:
     from benchmarks.speed.contenders import build_contender
+    from lightning_meta.malloc import keep_freed_memory
     from benchmarks.speed.workload import Workload, synthetic_episodes
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("library")
     parser.add_argument("workload", help="Workload fields as JSON")
     parser.add_argument("steps", type=int)
+    parser.add_argument("--keep-freed-memory", action="store_true", help="As the benchmark's parent process did.")
     args = parser.parse_args()
+    if args.keep_freed_memory:
+        keep_freed_memory()
     workload = Workload(**json.loads(args.workload))
     contender = build_contender(args.library, workload, synthetic_episodes(workload), torch.device("cpu"))
     gc.collect()

@@ -32,7 +32,7 @@ import torch  # noqa: E402
 
 from benchmarks.speed import correctness  # noqa: E402
 from benchmarks.speed.baseline_l2l import NOT_INSTALLED, l2l_meta_gradient, l2l_version  # noqa: E402
-from benchmarks.speed.contenders import BATCHED, OURS, THEIRS, available, build_contender  # noqa: E402
+from benchmarks.speed.contenders import BATCHED, OURS, THEIRS, THREADED, available, build_contender  # noqa: E402
 from benchmarks.speed.floor import count_flops, matmul_flops_per_second  # noqa: E402
 from benchmarks.speed.machine import describe  # noqa: E402
 from benchmarks.speed.ours import our_network, our_step  # noqa: E402
@@ -40,6 +40,7 @@ from benchmarks.speed.report import Floor, Row, markdown, plot, plot_bars, to_js
 from benchmarks.speed.rss_probe import peak_rss_mb  # noqa: E402
 from benchmarks.speed.timing import interleaved  # noqa: E402
 from benchmarks.speed.workload import Workload, synthetic_episodes, workloads  # noqa: E402
+from lightning_meta.malloc import keep_freed_memory  # noqa: E402
 
 
 def check_meta_gradients(device: torch.device, quick: bool) -> list[correctness.Check]:
@@ -87,7 +88,7 @@ def measure(workload: Workload, libraries: list[str], device: torch.device, args
     for lib, timing in timings.items():
         peak = timing.peak_bytes / 2**20 if timing.peak_bytes is not None else None
         if device.type == "cpu" and not args.no_memory:
-            peak = peak_rss_mb(lib, workload)
+            peak = peak_rss_mb(lib, workload, keep_freed=not args.no_keep_freed_memory)
         rows.append(Row(
             workload, lib, "ok", tasks_per_s=workload.meta_batch / timing.median,
             repeat_tasks_per_s=[workload.meta_batch / s for s in timing.repeat_medians], peak_mb=peak,
@@ -111,6 +112,8 @@ def write_results(out: Path, rows: list[Row], floors: dict, machine: dict[str, s
         " statistics (transductive) in both. MAML: inner SGD lr 0.4, meta Adam lr 1e-3. Reptile: 5 inner Adam steps"
         " on the support set. ProtoNet: one forward per episode in both (BatchNorm statistics stay per episode); ours"
         " with channels_last weights, as `model=protonet` ships.",
+        f"Threads: ours, batched and learn2learn use the {torch.get_num_threads()} torch thread(s) inside each kernel;"
+        f" 'task threads' is ours with task_threads={torch.get_num_threads()}: that many tasks at once, one thread each.",
         "Peak memory: " + ("CUDA max_memory_allocated above the pre-run allocation." if device.type == "cuda"
                            else "increase of peak RSS over one update, each contender in a fresh process."),
         f"Floor: FLOPs of our update (FlopCounterMode) at the {matmul_rate / 1e9:.1f} GFLOP/s of a large fp32 matmul.",
@@ -140,6 +143,8 @@ def main() -> int:
     parser.add_argument("--budget", type=float, help="Seconds of timed rounds per workload; fewer rounds (>= 2) when "
                         "the warm-up says the rounds would take longer (default: 120 on CPU, none otherwise).")
     parser.add_argument("--no-memory", action="store_true", help="Skip the per-contender memory probes on CPU.")
+    parser.add_argument("--no-keep-freed-memory", action="store_true", help="Leave glibc's default of returning large "
+                        "freed blocks to the kernel (train.py keeps them: lightning_meta/malloc.py); applies to all.")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but torch sees no GPU: run on a GPU machine or use --device cpu.")
@@ -154,7 +159,8 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
 
-    machine = describe(device)
+    kept = keep_freed_memory() if not args.no_keep_freed_memory else False
+    machine = {**describe(device), "freed memory kept for reuse (all libraries, as train.py)": "yes" if kept else "no"}
     print("\n".join(f"{k}: {v}" for k, v in machine.items()), flush=True)
     checks = check_meta_gradients(device, args.quick)
     for c in checks:
@@ -167,7 +173,7 @@ def main() -> int:
                   file=sys.stderr)
         return 1
 
-    libraries = [OURS, BATCHED, THEIRS]
+    libraries = [OURS, THREADED, BATCHED, THEIRS]
     if l2l_version() == NOT_INSTALLED:
         print(f"learn2learn is not importable by {sys.executable}: baseline skipped, measuring {OURS} only.", flush=True)
     matmul_rate = matmul_flops_per_second(device, n=1024 if args.quick else 2048)

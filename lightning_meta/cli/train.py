@@ -12,6 +12,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_meta.malloc import keep_freed_memory
 from lightning_meta.preflight import check_checkpoint, check_model_fits_data
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ def _instantiate_dict(node: DictConfig | None) -> list:
 def run(cfg: DictConfig) -> dict[str, float]:
     """Meta-trains and/or tests as ``cfg`` says; returns the final metrics (``test_acc``, ``test_acc_ci95``, ...)."""
     check_checkpoint(cfg.get("ckpt_path"))
+    if cfg.get("keep_freed_memory", True):
+        log.info("Keep freed CPU memory for reuse (glibc mallopt): %s", keep_freed_memory())
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()

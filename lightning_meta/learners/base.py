@@ -8,7 +8,7 @@ test episodes, and the outer optimizer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
@@ -20,8 +20,11 @@ from torch import Tensor, nn
 from torchmetrics import CatMetric, MeanMetric
 
 from lightning_meta.errors import ConfigError
+from lightning_meta.learners.task_threads import map_tasks
 
 Batch = tuple[Tensor, Tensor, Tensor, Tensor]
+TaskFn = Callable[[int], tuple[Tensor, Tensor]]
+"""``task(i)`` -> (loss, accuracy) of task ``i`` of a meta-batch."""
 
 
 def build_backbone(backbone: nn.Module | Mapping) -> nn.Module:
@@ -64,7 +67,15 @@ class MetaLearner(L.LightningModule):
         lr_gamma: float = 0.5,
         bn_mode: str = "transductive",
         channels_last: bool = False,
+        task_threads: int = 1,
     ) -> None:
+        if task_threads < 1:
+            raise ConfigError(f"task_threads must be >= 1, got {task_threads}.")
+        if task_threads > 1 and bn_mode == "running":
+            raise ConfigError(
+                "task_threads > 1 runs tasks at once, and BatchNorm with bn_mode=running would update its running "
+                "statistics from several threads at once. Fix: bn_mode=transductive, or task_threads=1."
+            )
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"] if isinstance(backbone, nn.Module) else None)
         if isinstance(backbone, DictConfig):  # plain containers keep checkpoints loadable with weights_only
@@ -77,6 +88,7 @@ class MetaLearner(L.LightningModule):
             # ProtoNet's Conv4 on CPU (benchmarks/results/speed_cpu_protonet_5w1s.md).
             self.backbone.to(memory_format=torch.channels_last)
         self.lr = lr
+        self.task_threads = task_threads
         self.diverged = False
         self.val_acc = MeanMetric()
         self.test_accs = CatMetric()
@@ -109,12 +121,13 @@ class MetaLearner(L.LightningModule):
                 f"{type(self).__name__} adapts with gradients during validation and testing, but the Trainer runs "
                 "them in inference mode. Fix: Trainer(inference_mode=False) (the shipped trainer configs set it)."
             )
-        accs = []
+
+        def run(chunk: range) -> list[Tensor]:
+            return [accuracy(self.adapt_and_predict(*(t[i] for t in batch[:3])), batch[3][i]) for i in chunk]
+
         with torch.enable_grad() if self.needs_grad_in_eval else torch.no_grad():
-            for sx, sy, qx, qy in zip(*batch):
-                logits = self.adapt_and_predict(sx, sy, qx)
-                accs.append(accuracy(logits, qy))
-        return torch.stack(accs).detach()
+            parts = map_tasks(run, batch[0].shape[0], self.task_threads)
+        return torch.stack([a for part in parts for a in part]).detach()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         accs = self._episode_accuracies(batch)
@@ -141,20 +154,35 @@ class MetaLearner(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def per_task_backward(module: nn.Module, task_losses, tasks: int) -> Tensor:
+def per_task_backward(module: nn.Module, task: TaskFn, tasks: int, threads: int = 1) -> tuple[Tensor, Tensor]:
     """Differentiates each task's loss as soon as it exists and frees its graph, so peak memory is one
-    task's graph, not the meta-batch's. Returns a loss whose value is the mean task loss and whose
-    gradient is the accumulated meta-gradient, for Lightning's single backward (and DDP averaging)."""
+    task's graph per thread, not the meta-batch's. ``task(i)`` returns task i's (loss, accuracy); with
+    ``threads > 1`` chunks of tasks run concurrently (``task_threads``). Returns a loss whose value is the
+    mean task loss and whose gradient is the accumulated meta-gradient, for Lightning's single backward
+    (and DDP averaging), and the mean accuracy."""
     params = [p for p in module.parameters() if p.requires_grad]
-    grads = [torch.zeros_like(p) for p in params]
-    values = []
-    for loss in task_losses:
-        for total, g in zip(grads, torch.autograd.grad(loss / tasks, params, allow_unused=True)):
-            if g is not None:
-                total.add_(g)
-        values.append(loss.detach())
+
+    def run(chunk: range) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        grads = [torch.zeros_like(p) for p in params]
+        values, accs = [], []
+        for i in chunk:
+            loss, acc = task(i)
+            for total, g in zip(grads, torch.autograd.grad(loss / tasks, params, allow_unused=True)):
+                if g is not None:
+                    total.add_(g)
+            values.append(loss.detach())
+            accs.append(acc)
+        return grads, values, accs
+
+    parts = map_tasks(run, tasks, threads)
+    grads = parts[0][0]
+    for other, _, _ in parts[1:]:
+        for total, g in zip(grads, other):
+            total.add_(g)
+    values = [v for _, vs, _ in parts for v in vs]
+    accs = [a for _, _, acs in parts for a in acs]
     surrogate = sum((p * g).sum() for p, g in zip(params, grads))
-    return torch.stack(values).mean() + surrogate - surrogate.detach()
+    return torch.stack(values).mean() + surrogate - surrogate.detach(), torch.stack(accs).mean()
 
 
 def accuracy(logits: Tensor, target: Tensor) -> Tensor:

@@ -7,7 +7,10 @@ Parameters are plain dicts of tensors and the network is called through
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
+from copy import deepcopy
 
 import torch
 from torch import Tensor, nn
@@ -21,7 +24,25 @@ LossFn = Callable[[Params, int], Tensor]
 def forward(module: nn.Module, params: Mapping[str, Tensor], *args, buffers: Mapping[str, Tensor] | None = None, **kwargs):
     """Calls ``module`` with ``params`` (and optionally ``buffers``) in place of its own tensors."""
     tensors = dict(params) if buffers is None else {**buffers, **params}
+    if threading.current_thread() is not threading.main_thread():
+        # functional_call swaps the tensors into the module for the call, so threads running tasks at once
+        # (task_threads) would see each other's weights: each calls its own copy, given every tensor.
+        tensors = {**dict(module.named_buffers()), **dict(module.named_parameters()), **tensors}
+        module = _thread_copy(module)
     return functional_call(module, tensors, args, kwargs, strict=False)
+
+
+_copies = threading.local()
+
+
+def _thread_copy(module: nn.Module) -> nn.Module:
+    """This thread's structural copy of ``module`` (its own tensors are never used), in the same train/eval mode."""
+    if not hasattr(_copies, "modules"):
+        _copies.modules = weakref.WeakKeyDictionary()
+    copy = _copies.modules.get(module)
+    if copy is None:
+        copy = _copies.modules[module] = deepcopy(module)
+    return copy.train(module.training)
 
 
 def adapt(

@@ -9,7 +9,8 @@ step over ``msl_epochs``), ``derivative_order_annealing`` (first order for that 
 then second order), ``per_step_bn`` (BatchNorm affine parameters learned separately per step).
 ``anil`` adapts only the head (Raghu et al. 2020). ``batch_tasks`` runs all tasks of a meta-batch
 through a Conv4 backbone as grouped convolutions (``task_batching``): the same meta-gradient, far
-fewer kernel launches, which pays off on GPUs and multi-threaded CPUs.
+fewer kernel launches, which pays off on GPUs. ``task_threads`` runs chunks of the meta-batch on that
+many single-threaded CPU workers (``task_threads.py``), which pays off on multi-core CPUs.
 """
 
 from __future__ import annotations
@@ -56,10 +57,11 @@ class MAML(MetaLearner):
         lr_gamma: float = 0.5,
         bn_mode: str = "transductive",
         channels_last: bool = False,
+        task_threads: int = 1,
     ) -> None:
         if inner_steps < 1 or (inner_steps_eval is not None and inner_steps_eval < 1):
             raise ConfigError("MAML needs inner_steps >= 1 and inner_steps_eval >= 1.")
-        super().__init__(backbone, lr, weight_decay, lr_step_size, lr_gamma, bn_mode, channels_last)
+        super().__init__(backbone, lr, weight_decay, lr_step_size, lr_gamma, bn_mode, channels_last, task_threads)
         self.inner_lr = inner_lr
         self.inner_steps = inner_steps
         self.inner_steps_eval = inner_steps_eval or inner_steps
@@ -68,6 +70,9 @@ class MAML(MetaLearner):
                 "batch_tasks=True supports a Conv4 backbone with plain MAML/FOMAML (no anil, learn_inner_lr, "
                 "per_step_bn or multi_step_loss). Fix: set batch_tasks=false for this configuration."
             )
+        if batch_tasks and task_threads > 1:
+            raise ConfigError("batch_tasks=True runs all tasks in one pass, task_threads > 1 runs them on threads: "
+                              "choose one (set task_threads=1 or batch_tasks=false).")
         if anil and not hasattr(self.backbone, "head"):
             raise ConfigError("anil=True needs a backbone with a `head` module (the layer ANIL adapts).")
         named = dict(self.backbone.named_parameters())
@@ -143,21 +148,19 @@ class MAML(MetaLearner):
             return batched_maml_loss(self.backbone, *batch, self.inner_lr, self.inner_steps, first_order)
         steps, msl = self.inner_steps, self.hparams.multi_step_loss
         weights = self._msl_weights(steps) if msl else None
-        accs = []
 
-        def task_losses():
-            for sx, sy, qx, qy in zip(*batch):
-                fs, fq = self._features(sx), self._features(qx)
-                trajectory = self.adapt(fs, sy, steps, first_order)
-                logits = self._logits(trajectory[-1], fq, steps)
-                loss = F.cross_entropy(logits, qy)
-                if msl:
-                    per_step = [F.cross_entropy(self._logits(p, fq, i + 1), qy) for i, p in enumerate(trajectory[:-1])]
-                    loss = sum(w * l for w, l in zip(weights.tolist(), [*per_step, loss]))
-                accs.append(accuracy(logits.detach(), qy))
-                yield loss
+        def task(i: int) -> tuple[Tensor, Tensor]:
+            sx, sy, qx, qy = (t[i] for t in batch)
+            fs, fq = self._features(sx), self._features(qx)
+            trajectory = self.adapt(fs, sy, steps, first_order)
+            logits = self._logits(trajectory[-1], fq, steps)
+            loss = F.cross_entropy(logits, qy)
+            if msl:
+                per_step = [F.cross_entropy(self._logits(p, fq, k + 1), qy) for k, p in enumerate(trajectory[:-1])]
+                loss = sum(w * l for w, l in zip(weights.tolist(), [*per_step, loss]))
+            return loss, accuracy(logits.detach(), qy)
 
-        return per_task_backward(self, task_losses(), batch[0].shape[0]), torch.stack(accs).mean()
+        return per_task_backward(self, task, batch[0].shape[0], self.task_threads)
 
     def adapt_and_predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         steps = self.inner_steps_eval

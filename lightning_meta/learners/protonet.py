@@ -32,10 +32,11 @@ class ProtoNet(MetaLearner):
         lr_gamma: float = 0.5,
         bn_mode: str = "running",
         channels_last: bool = False,
+        task_threads: int = 1,
     ) -> None:
         if distance not in ("euclidean", "cosine"):
             raise ConfigError(f"ProtoNet distance must be 'euclidean' or 'cosine', got '{distance}'.")
-        super().__init__(backbone, lr, weight_decay, lr_step_size, lr_gamma, bn_mode, channels_last)
+        super().__init__(backbone, lr, weight_decay, lr_step_size, lr_gamma, bn_mode, channels_last, task_threads)
 
     def logits(self, support: Tensor, support_y: Tensor, query: Tensor) -> Tensor:
         """Query logits from embeddings: negative distance to each class prototype."""
@@ -48,16 +49,11 @@ class ProtoNet(MetaLearner):
         return -torch.cdist(query, prototypes).pow(2)
 
     def meta_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        accs = []
+        def task(i: int) -> tuple[Tensor, Tensor]:  # one forward per episode: BatchNorm statistics stay per episode
+            logits = self.adapt_and_predict(batch[0][i], batch[1][i], batch[2][i])
+            return F.cross_entropy(logits, batch[3][i]), accuracy(logits.detach(), batch[3][i])
 
-        def task_losses():
-            for sx, sy, qx, qy in zip(*batch):  # one forward per episode: BatchNorm statistics stay per episode
-                logits = self.adapt_and_predict(sx, sy, qx)
-                accs.append(accuracy(logits.detach(), qy))
-                yield F.cross_entropy(logits, qy)
-
-        loss = per_task_backward(self, task_losses(), batch[0].shape[0])
-        return loss, torch.stack(accs).mean()
+        return per_task_backward(self, task, batch[0].shape[0], self.task_threads)
 
     def adapt_and_predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         z = self.backbone(torch.cat([support_x, query_x]))

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from lightning_meta.errors import ConfigError
 from lightning_meta.learners.base import Batch, MetaLearner, accuracy
 from lightning_meta.learners.inner_loop import Params, forward
+from lightning_meta.learners.task_threads import map_tasks
 
 
 class Reptile(MetaLearner):
@@ -37,10 +38,11 @@ class Reptile(MetaLearner):
         transductive: bool = True,
         bn_mode: str = "transductive",
         channels_last: bool = False,
+        task_threads: int = 1,
     ) -> None:
         if inner_optimizer not in ("adam", "sgd"):
             raise ConfigError(f"Reptile inner_optimizer must be 'adam' or 'sgd', got '{inner_optimizer}'.")
-        super().__init__(backbone, lr, bn_mode=bn_mode, channels_last=channels_last)
+        super().__init__(backbone, lr, bn_mode=bn_mode, channels_last=channels_last, task_threads=task_threads)
         self.inner_lr = inner_lr
         self.inner_steps = inner_steps
         self.inner_steps_eval = inner_steps_eval
@@ -66,18 +68,27 @@ class Reptile(MetaLearner):
 
     def meta_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:
         sx, sy, qx, qy = batch
-        mean_phi: dict[str, Tensor] = {}
-        accs = []
-        for i in range(sx.shape[0]):
-            phi = self.train_task(sx[i], sy[i], self.inner_steps)
-            for k, v in phi.items():
-                mean_phi[k] = mean_phi.get(k, 0) + v / sx.shape[0]
-            x, y = (qx[i], qy[i]) if qx.shape[1] else (sx[i], sy[i])
-            with torch.no_grad():
-                accs.append(accuracy(forward(self.backbone, phi, x), y))
+        tasks = sx.shape[0]
+
+        def run(chunk: range) -> tuple[dict[str, Tensor], list[Tensor]]:
+            phi_sum: dict[str, Tensor] = {}
+            accs = []
+            for i in chunk:
+                phi = self.train_task(sx[i], sy[i], self.inner_steps)
+                for k, v in phi.items():
+                    phi_sum[k] = phi_sum.get(k, 0) + v / tasks
+                x, y = (qx[i], qy[i]) if qx.shape[1] else (sx[i], sy[i])
+                with torch.no_grad():
+                    accs.append(accuracy(forward(self.backbone, phi, x), y))
+            return phi_sum, accs
+
+        parts = map_tasks(run, tasks, self.task_threads)
+        mean_phi = parts[0][0]
+        for other, _ in parts[1:]:
+            mean_phi = {k: v + other[k] for k, v in mean_phi.items()}
         # d/dtheta of 0.5 * ||theta - mean_phi||^2 is theta - mean_phi: the Reptile direction.
         loss = sum(0.5 * (p - mean_phi[n]).pow(2).sum() for n, p in self.backbone.named_parameters())
-        return loss, torch.stack(accs).mean()
+        return loss, torch.stack([a for _, accs in parts for a in accs]).mean()
 
     def adapt_and_predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         phi = self.train_task(support_x, support_y, self.inner_steps_eval)
