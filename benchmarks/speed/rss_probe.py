@@ -38,8 +38,8 @@ def _status_kib(field: str) -> int:
 
 def main() -> None:
     from benchmarks.speed.contenders import build_contender
-    from lightning_meta.malloc import keep_freed_memory
     from benchmarks.speed.workload import Workload, synthetic_episodes
+    from lightning_meta.malloc import keep_freed_memory
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("library")
