@@ -31,14 +31,15 @@ def our_network(workload: Workload, seed: int = 0) -> Conv4:
 
 
 def our_learner(workload: Workload, net: nn.Module, task_threads: int = 1) -> MetaLearner:
-    """The LightningModule a user would train on this workload (transductive BatchNorm throughout)."""
+    """The LightningModule a user would train on this workload (transductive BatchNorm throughout), with
+    channels_last weights as the shipped model configs set them."""
     if workload.algo in ("maml", "fomaml"):
         return MAML(net, lr=workload.meta_lr, inner_lr=workload.inner_lr, inner_steps=workload.inner_steps,
-                    first_order=workload.algo == "fomaml", task_threads=task_threads)
+                    first_order=workload.algo == "fomaml", channels_last=True, task_threads=task_threads)
     if workload.algo == "reptile":
         return Reptile(net, lr=workload.meta_lr, inner_lr=REPTILE_INNER_LR, inner_steps=workload.inner_steps,
-                       task_threads=task_threads)
-    return ProtoNet(net, lr=workload.meta_lr, bn_mode="transductive", channels_last=True,  # as model=protonet
+                       channels_last=True, task_threads=task_threads)
+    return ProtoNet(net, lr=workload.meta_lr, bn_mode="transductive", channels_last=True,
                     task_threads=task_threads)
 
 

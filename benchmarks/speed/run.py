@@ -110,8 +110,9 @@ def write_results(out: Path, rows: list[Row], floors: dict, machine: dict[str, s
         f" {args.budget} s); median seconds per update -> tasks/s (range: medians of single rounds).",
         "Same synthetic episodes and the same initial Conv4 weights for both libraries; BatchNorm uses batch"
         " statistics (transductive) in both. MAML: inner SGD lr 0.4, meta Adam lr 1e-3. Reptile: 5 inner Adam steps"
-        " on the support set. ProtoNet: one forward per episode in both (BatchNorm statistics stay per episode); ours"
-        " with channels_last weights, as `model=protonet` ships.",
+        " on the support set. ProtoNet: one forward per episode in both (BatchNorm statistics stay per episode). Ours"
+        " with channels_last weights, as the shipped model configs set them; learn2learn's networks as its examples"
+        " build them (NCHW).",
         f"Threads: ours, batched and learn2learn use the {torch.get_num_threads()} torch thread(s) inside each kernel;"
         f" 'task threads' is ours with task_threads={torch.get_num_threads()}: that many tasks at once, one thread each.",
         "Peak memory: " + ("CUDA max_memory_allocated above the pre-run allocation." if device.type == "cuda"

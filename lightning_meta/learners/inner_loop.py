@@ -77,10 +77,24 @@ def adapt(
                 continue
             if first_order:
                 grad = grad.detach()
-            updated[name] = current[name] - _step_lr(lrs, name, step) * grad
+            updated[name] = _same_strides(current[name] - _step_lr(lrs, name, step) * grad, current[name])
         current = updated
         trajectory.append(current)
     return trajectory if keep_all else current
+
+
+def _same_strides(new: Tensor, old: Tensor) -> Tensor:
+    """``new`` viewed with ``old``'s strides where the two differ only along size-1 dimensions.
+
+    Why: elementwise ops give size-1 dimensions contiguous strides, so a channels_last 1-channel conv
+    weight ``[64, 1, 3, 3]`` comes out of an update looking NCHW; the convolution then runs NCHW and
+    every later layer reorders (FOMAML on Omniglot: 26.6 -> 19.7 ms per task on one core).
+    """
+    if new.stride() == old.stride() or new.shape != old.shape:
+        return new
+    if any(a != b and size != 1 for a, b, size in zip(new.stride(), old.stride(), new.shape)):
+        return new  # a different layout, not just another spelling of the same one
+    return new.as_strided(old.shape, old.stride())
 
 
 def _step_lr(lrs, name: str, step: int):
