@@ -13,7 +13,7 @@ if sys.argv[1] == "keep":
 def step():  # like a training step: activations of 64 MiB each (above glibc's 32 MiB mmap cap), then freed
     activations = [torch.ones(16 << 20) for _ in range(3)]
     del activations
-for _ in range(4):  # warm-up: glibc settles its heap in a few steps
+for _ in range(8):  # warm-up: glibc settles its heap in a few steps
     step()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(5):
@@ -31,4 +31,5 @@ def _page_faults(mode: str) -> int:
 def test_freed_tensor_memory_is_reused_instead_of_faulted_in_again():
     default, kept = _page_faults("default"), _page_faults("keep")
     assert default > 1000, f"expected the default allocator to fault 5 x 3 x 64 MiB in again, got {default} faults"
-    assert kept * 20 < default, f"{kept} page faults with keep_freed_memory vs {default} without"
+    # 15 tensors are faulted in without it; with it at most one late heap growth (16,384 faults of 64 MiB) remains.
+    assert kept * 10 < default, f"{kept} page faults with keep_freed_memory vs {default} without"
