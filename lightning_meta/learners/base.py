@@ -68,7 +68,13 @@ class MetaLearner(L.LightningModule):
         bn_mode: str = "transductive",
         channels_last: bool = False,
         task_threads: int = 1,
+        lr_schedule: str = "step",
     ) -> None:
+        if lr_schedule not in ("step", "cosine"):
+            raise ConfigError(f"lr_schedule must be 'step' or 'cosine', got '{lr_schedule}'.")
+        if lr_schedule == "cosine" and lr_step_size:
+            raise ConfigError("lr_schedule=cosine anneals over the whole run and takes no lr_step_size. "
+                              "Fix: set lr_step_size=null, or lr_schedule=step.")
         if task_threads < 1:
             raise ConfigError(f"task_threads must be >= 1, got {task_threads}.")
         if task_threads > 1 and bn_mode == "running":
@@ -147,10 +153,20 @@ class MetaLearner(L.LightningModule):
         self.test_accs.reset()
 
     def configure_optimizers(self) -> Any:
+        """Adam; ``lr_schedule=step`` multiplies the rate by ``lr_gamma`` every ``lr_step_size`` steps (constant
+        without a step size), ``cosine`` anneals it to 0 over the Trainer's planned optimizer steps, so a run
+        planned to fit a time budget ends at a low rate instead of being cut mid-schedule."""
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.hparams.weight_decay)
-        if not self.hparams.lr_step_size:
+        if self.hparams.get("lr_schedule", "step") == "cosine":
+            total = self.trainer.estimated_stepping_batches
+            if total == float("inf"):
+                raise ConfigError("lr_schedule=cosine needs a planned number of steps. Fix: set trainer.max_epochs "
+                                  "or trainer.max_steps (trainer.max_time alone does not say how many steps run).")
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, int(total)))
+        elif self.hparams.lr_step_size:
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, self.hparams.lr_step_size, self.hparams.lr_gamma)
+        else:
             return optimizer
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, self.hparams.lr_step_size, self.hparams.lr_gamma)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 

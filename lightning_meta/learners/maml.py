@@ -58,10 +58,13 @@ class MAML(MetaLearner):
         bn_mode: str = "transductive",
         channels_last: bool = False,
         task_threads: int = 1,
+        lr_schedule: str = "step",
     ) -> None:
         if inner_steps < 1 or (inner_steps_eval is not None and inner_steps_eval < 1):
             raise ConfigError("MAML needs inner_steps >= 1 and inner_steps_eval >= 1.")
-        super().__init__(backbone, lr, weight_decay, lr_step_size, lr_gamma, bn_mode, channels_last, task_threads)
+        super().__init__(
+            backbone, lr, weight_decay, lr_step_size, lr_gamma, bn_mode, channels_last, task_threads, lr_schedule
+        )
         self.inner_lr = inner_lr
         self.inner_steps = inner_steps
         self.inner_steps_eval = inner_steps_eval or inner_steps

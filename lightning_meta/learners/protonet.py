@@ -33,10 +33,13 @@ class ProtoNet(MetaLearner):
         bn_mode: str = "running",
         channels_last: bool = False,
         task_threads: int = 1,
+        lr_schedule: str = "step",
     ) -> None:
         if distance not in ("euclidean", "cosine"):
             raise ConfigError(f"ProtoNet distance must be 'euclidean' or 'cosine', got '{distance}'.")
-        super().__init__(backbone, lr, weight_decay, lr_step_size, lr_gamma, bn_mode, channels_last, task_threads)
+        super().__init__(
+            backbone, lr, weight_decay, lr_step_size, lr_gamma, bn_mode, channels_last, task_threads, lr_schedule
+        )
 
     def logits(self, support: Tensor, support_y: Tensor, query: Tensor) -> Tensor:
         """Query logits from embeddings: negative distance to each class prototype."""
