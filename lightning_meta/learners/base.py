@@ -157,7 +157,7 @@ class MetaLearner(L.LightningModule):
         without a step size), ``cosine`` anneals it to 0 over the Trainer's planned optimizer steps, so a run
         planned to fit a time budget ends at a low rate instead of being cut mid-schedule."""
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.hparams.weight_decay)
-        if self.hparams.get("lr_schedule", "step") == "cosine":
+        if self.hparams.lr_schedule == "cosine":
             total = self.trainer.estimated_stepping_batches
             if total == float("inf"):
                 raise ConfigError("lr_schedule=cosine needs a planned number of steps. Fix: set trainer.max_epochs "
