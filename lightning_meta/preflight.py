@@ -6,6 +6,7 @@ error deep inside the first training step, after data loading and compilation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -58,3 +59,29 @@ def check_checkpoint(path: str | None) -> None:
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ConfigError(f"Checkpoint {path} has no 'state_dict': it is not a Lightning checkpoint. Fix: pass a .ckpt "
                           "file written by lightning_meta's Trainer.")
+
+
+TOP_LEVEL_KEYS = frozenset({
+    "task_name", "seed", "train", "test", "ckpt_path", "keep_freed_memory",  # conf/config.yaml
+    "data", "image", "model", "trainer", "callbacks", "logger", "paths", "hydra",  # its groups
+})
+"""The top-level keys ``train.py`` reads. Hydra lets a ``# @package _global_`` preset (``+experiment=...``) add
+any key, so a misplaced one (``model_checkpoint:`` instead of ``callbacks.model_checkpoint:``) would be
+silently ignored: the run would train for hours with a setting that never took effect."""
+
+
+def check_top_level_keys(cfg: Mapping) -> None:
+    """Raises ``ConfigError`` naming every top-level key of ``cfg`` that nothing reads, and where it may belong."""
+    unknown = sorted(set(cfg) - TOP_LEVEL_KEYS)
+    if not unknown:
+        return
+    hints = []
+    for key in unknown:
+        homes = [group for group in ("callbacks", "model", "data", "trainer", "logger")
+                 if isinstance(cfg.get(group), Mapping) and key in cfg[group]]
+        hints.append(f"'{key}'" + (f" (did you mean {', '.join(f'{g}.{key}' for g in homes)}?)" if homes else ""))
+    raise ConfigError(
+        f"Unknown top-level config key(s) {', '.join(hints)}: nothing reads them, so they would have no effect. "
+        f"The top-level keys are {', '.join(sorted(TOP_LEVEL_KEYS))}. Fix: move the key under the group it "
+        "configures (in an experiment file, e.g. callbacks: model_checkpoint: ...), or remove it."
+    )

@@ -10,10 +10,11 @@ import logging
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_meta.malloc import keep_freed_memory
-from lightning_meta.preflight import check_checkpoint, check_model_fits_data
+from lightning_meta.preflight import check_checkpoint, check_model_fits_data, check_top_level_keys
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ def _instantiate_dict(node: DictConfig | None) -> list:
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Meta-trains and/or tests as ``cfg`` says; returns the final metrics (``test_acc``, ``test_acc_ci95``, ...)."""
+    check_top_level_keys(cfg)
     check_checkpoint(cfg.get("ckpt_path"))
     if cfg.get("keep_freed_memory", True):
         log.info("Keep freed CPU memory for reuse (glibc mallopt): %s", keep_freed_memory())
@@ -51,11 +53,20 @@ def run(cfg: DictConfig) -> dict[str, float]:
         # Test the best validated weights when a checkpoint callback kept them, else the final ones.
         best = getattr(trainer.checkpoint_callback, "best_model_path", "")
         ckpt_path = "best" if best else None
+        _drop_weight_averaging(trainer)
     if cfg.test:
         results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics.update(results[0] if results else {})
         _report(metrics, model)
     return metrics
+
+
+def _drop_weight_averaging(trainer: L.Trainer) -> None:
+    """Removes ``WeightAveraging`` callbacks (EMA, SWA) after fit, so that testing a checkpoint tests its averaged
+    weights. Why: a checkpoint written during fit holds the average in ``state_dict`` and the live weights in
+    ``current_model_state``, and the callback's ``on_load_checkpoint`` (run by ``trainer.test`` in the same
+    Trainer) loads the live ones back into the model; a fresh Trainer (``train=false``) tests ``state_dict``."""
+    trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]
 
 
 def objective(cfg: DictConfig) -> float | None:

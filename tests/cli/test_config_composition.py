@@ -6,6 +6,7 @@ from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
+from lightning_meta.preflight import check_top_level_keys
 from tests.conftest import REPO
 
 MODELS = ["maml", "fomaml", "reptile", "protonet"]
@@ -36,8 +37,15 @@ def test_every_model_and_data_compose(model, data):
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_builds_its_learner(experiment):
     cfg = _compose(f"+experiment={experiment}")
+    check_top_level_keys(cfg)  # every key of the preset lands where train.py reads it
     learner = instantiate(cfg.model)
     assert learner.hparams.lr == cfg.model.lr
+
+
+def test_trainval_presets_checkpoint_the_final_weights_without_validation():
+    for experiment in ("protonet_omniglot_trainval", "protonet_omniglot_trainval_cosine"):
+        cfg = _compose(f"+experiment={experiment}")
+        assert cfg.trainer.limit_val_batches == 0 and cfg.callbacks.model_checkpoint.monitor is None
 
 
 def test_unknown_model_group_names_the_valid_options():

@@ -67,6 +67,39 @@ def test_missing_checkpoint_is_named(tmp_path):
         run(_cfg(tmp_path, f"ckpt_path={tmp_path / 'nowhere.ckpt'}", *TINY))
 
 
+def test_misplaced_top_level_key_is_refused_with_where_it_belongs(tmp_path):
+    # The slip an experiment file can make: callbacks.model_checkpoint written at the top level, which Hydra
+    # accepts and nothing reads. It must fail before training, naming the key and its home.
+    with pytest.raises(ConfigError, match=r"'model_checkpoint' \(did you mean callbacks.model_checkpoint\?\)"):
+        run(_cfg(tmp_path, "+model_checkpoint.monitor=null", *TINY))
+    assert not list(tmp_path.glob("checkpoints/*"))
+
+
+class WeightProbe(L.Callback):
+    """Records the sum of the weights the test stage evaluates."""
+
+    tested: list[float] = []
+
+    def on_test_start(self, trainer, pl_module):
+        WeightProbe.tested.append(float(sum(p.double().sum() for p in pl_module.parameters())))
+
+
+def test_weight_averaging_run_tests_the_averaged_weights_of_its_checkpoint(tmp_path):
+    # Lightning's WeightAveraging swaps the live weights back in when trainer.test loads a checkpoint after fit;
+    # train.py must still test the average (the checkpoint's state_dict), as a fresh train=false run would.
+    WeightProbe.tested.clear()
+    run(_cfg(tmp_path, *TINY, "data.train_episodes=8", "+trainer.limit_val_batches=0",
+             "callbacks.model_checkpoint.monitor=null", "callbacks.model_checkpoint.filename=final",
+             "+callbacks.ema._target_=lightning.pytorch.callbacks.EMAWeightAveraging", "+callbacks.ema.decay=0.5",
+             "+callbacks.probe._target_=tests.reliability.test_faults.WeightProbe"))
+    ckpt = torch.load(tmp_path / "checkpoints" / "final.ckpt", map_location="cpu", weights_only=False)
+    total = lambda state: float(sum(v.double().sum() for k, v in state.items() if v.is_floating_point()  # noqa: E731
+                                    and "running" not in k))
+    averaged, live = total(ckpt["state_dict"]), total(ckpt["current_model_state"])
+    assert abs(averaged - live) > 1e-3  # the average really differs from the live weights after 4 steps
+    assert WeightProbe.tested == [pytest.approx(averaged, abs=1e-6)]
+
+
 def test_same_seed_gives_the_same_final_accuracy_and_weights(tmp_path):
     overrides = ("model=fomaml", *TINY, "model.inner_steps_eval=2", "trainer.deterministic=true", "callbacks=none")
     first = run(_cfg(tmp_path / "a", *overrides))
