@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from lightning_meta.errors import ConfigError
 from lightning_meta.learners.base import Batch, MetaLearner, accuracy
 from lightning_meta.learners.inner_loop import Params, forward
+from lightning_meta.learners.task_optimizer import TaskOptimizer
 from lightning_meta.learners.task_threads import map_tasks
 
 
@@ -50,9 +51,8 @@ class Reptile(MetaLearner):
     def train_task(self, support_x: Tensor, support_y: Tensor, steps: int) -> Params:
         """Trains copies of the weights on one task's support set; returns them (no graph)."""
         params = {n: p.detach().clone().requires_grad_() for n, p in self.backbone.named_parameters()}
-        opt_cls = torch.optim.Adam if self.hparams.inner_optimizer == "adam" else torch.optim.SGD
-        kwargs = {"betas": (0.0, 0.999)} if self.hparams.inner_optimizer == "adam" else {}
-        optimizer = opt_cls(params.values(), lr=self.inner_lr, **kwargs)
+        tensors = list(params.values())
+        optimizer = TaskOptimizer(self.hparams.inner_optimizer, tensors, self.inner_lr)
         n = len(support_x)
         size = self.hparams.inner_batch_size or n
         generator = torch.Generator().manual_seed(int(support_y.sum()) + n + steps)
@@ -61,9 +61,7 @@ class Reptile(MetaLearner):
             for step in range(steps):
                 idx = order[(torch.arange(size) + step * size) % n]
                 loss = F.cross_entropy(forward(self.backbone, params, support_x[idx]), support_y[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                optimizer.step(torch.autograd.grad(loss, tensors))
         return {k: v.detach() for k, v in params.items()}
 
     def meta_loss(self, batch: Batch) -> tuple[Tensor, Tensor]:

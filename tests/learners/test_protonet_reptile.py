@@ -85,3 +85,23 @@ def test_channels_last_keeps_the_loss_and_gradients_and_survives_a_checkpoint(tm
     fresh = ProtoNet(Conv4(in_channels=3, out_features=None, downsample="pool", image_size=28), channels_last=True).double()
     fresh.load_state_dict(torch.load(path))
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), learner.state_dict().values()))
+
+
+def test_reptile_task_optimizer_trains_the_weights_torch_optim_does():
+    torch.manual_seed(0)
+    # No BatchNorm: a bias in front of one has a zero gradient up to rounding, which Adam's g/sqrt(v) amplifies.
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 13 * 13, 5))
+    sx, sy = torch.randn(5, 1, 28, 28), torch.arange(5)
+    for name, opt_cls, kwargs in (("adam", torch.optim.Adam, {"betas": (0.0, 0.999)}), ("sgd", torch.optim.SGD, {})):
+        learner = Reptile(net, inner_lr=0.01, inner_optimizer=name, channels_last=True)
+        phi = learner.train_task(sx, sy, 4)
+        # The reference: torch.optim's single-tensor optimizer on the same four full-batch steps.
+        params = {n: p.detach().clone().requires_grad_() for n, p in net.named_parameters()}
+        reference = opt_cls(params.values(), lr=0.01, foreach=False, **kwargs)
+        for _ in range(4):
+            reference.zero_grad()
+            F.cross_entropy(torch.func.functional_call(net, params, (sx,)), sy).backward()
+            reference.step()
+        for n, p in params.items():
+            assert torch.allclose(phi[n], p, atol=1e-6), n
+            assert not torch.allclose(phi[n], net.state_dict()[n]), n  # four steps moved every tensor
