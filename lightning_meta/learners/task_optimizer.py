@@ -1,9 +1,10 @@
 """The per-task optimizer of Reptile's inner loop: Adam (beta1 = 0, as in the paper) or SGD.
 
 It performs torch.optim's update, tensor for tensor (tested against ``torch.optim.Adam`` and
-``torch.optim.SGD``), in a handful of ``torch._foreach`` calls per step. A Reptile task is 5
-small steps on 5 images, and on a CPU torch.optim's per-step bookkeeping (state dicts, grad
-accumulation, zeroing, hooks) costs about a third of the task.
+``torch.optim.SGD``), in a handful of ``torch._foreach`` calls per step. A Reptile task is a
+few steps on 5-10 images, and on a CPU torch.optim's per-step bookkeeping (state dicts, grad
+accumulation, zeroing, hooks) cost about 15% of the task (1 thread, meta-batch 32: 28.6 -> 33.7
+tasks/s).
 """
 
 from __future__ import annotations
