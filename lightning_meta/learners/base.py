@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torchmetrics import CatMetric, MeanMetric
 
 from lightning_meta.errors import ConfigError
+from lightning_meta.learners.schedules import SCHEDULES, outer_scheduler
 from lightning_meta.learners.task_threads import map_tasks
 
 Batch = tuple[Tensor, Tensor, Tensor, Tensor]
@@ -70,10 +71,10 @@ class MetaLearner(L.LightningModule):
         task_threads: int = 1,
         lr_schedule: str = "step",
     ) -> None:
-        if lr_schedule not in ("step", "cosine"):
-            raise ConfigError(f"lr_schedule must be 'step' or 'cosine', got '{lr_schedule}'.")
-        if lr_schedule == "cosine" and lr_step_size:
-            raise ConfigError("lr_schedule=cosine anneals over the whole run and takes no lr_step_size. "
+        if lr_schedule not in SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got '{lr_schedule}'.")
+        if lr_schedule != "step" and lr_step_size:
+            raise ConfigError(f"lr_schedule={lr_schedule} anneals over the whole run and takes no lr_step_size. "
                               "Fix: set lr_step_size=null, or lr_schedule=step.")
         if task_threads < 1:
             raise ConfigError(f"task_threads must be >= 1, got {task_threads}.")
@@ -153,19 +154,16 @@ class MetaLearner(L.LightningModule):
         self.test_accs.reset()
 
     def configure_optimizers(self) -> Any:
-        """Adam; ``lr_schedule=step`` multiplies the rate by ``lr_gamma`` every ``lr_step_size`` steps (constant
-        without a step size), ``cosine`` anneals it to 0 over the Trainer's planned optimizer steps, so a run
-        planned to fit a time budget ends at a low rate instead of being cut mid-schedule."""
+        """Adam with the outer-rate schedule ``lr_schedule`` (``learners/schedules.py``): ``step`` multiplies the rate
+        by ``lr_gamma`` every ``lr_step_size`` steps (constant without a step size), ``cosine`` and ``linear`` anneal
+        it to 0 over the run, planned steps or ``trainer.max_time``, whichever ends it first."""
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.hparams.weight_decay)
-        if self.hparams.lr_schedule == "cosine":
-            total = self.trainer.estimated_stepping_batches
-            if total == float("inf"):
-                raise ConfigError("lr_schedule=cosine needs a planned number of steps. Fix: set trainer.max_epochs "
-                                  "or trainer.max_steps (trainer.max_time alone does not say how many steps run).")
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, int(total)))
-        elif self.hparams.lr_step_size:
-            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, self.hparams.lr_step_size, self.hparams.lr_gamma)
-        else:
+        return self._with_schedule(optimizer)
+
+    def _with_schedule(self, optimizer: torch.optim.Optimizer) -> Any:
+        scheduler = outer_scheduler(optimizer, self.hparams.lr_schedule, self._trainer,
+                                    self.hparams.lr_step_size, self.hparams.lr_gamma)
+        if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

@@ -1,4 +1,4 @@
-"""The outer learning-rate schedules: step decay, and cosine annealing over the Trainer's planned steps."""
+"""The outer learning-rate schedules: step decay, cosine and linear annealing over the planned steps or max_time."""
 
 import math
 
@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from lightning_meta.errors import ConfigError
-from lightning_meta.learners import ProtoNet
+from lightning_meta.learners import ProtoNet, Reptile
 
 
 class RateLog(L.Callback):
@@ -30,11 +30,11 @@ def episodes(n: int) -> DataLoader:
     return DataLoader(data, batch_size=1)
 
 
-def fit_rates(learner: ProtoNet, **trainer_kwargs) -> list[float]:
+def fit_rates(learner, n: int = 10, **trainer_kwargs) -> list[float]:
     log = RateLog()
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         callbacks=[log], **trainer_kwargs)
-    trainer.fit(learner, train_dataloaders=episodes(10))
+    trainer.fit(learner, train_dataloaders=episodes(n))
     return log.rates
 
 
@@ -52,10 +52,28 @@ def test_step_schedule_halves_every_step_size_and_is_constant_without_one():
     assert fit_rates(ProtoNet(nn.Linear(4, 4), lr=0.01), max_epochs=1) == pytest.approx([0.01] * 10)
 
 
+def test_reptile_anneals_linearly_and_honours_lr_schedule():
+    reptile = Reptile(nn.Sequential(nn.Linear(4, 3)), lr=1.0, inner_steps=1, inner_optimizer="sgd")
+    assert fit_rates(reptile, max_epochs=1) == pytest.approx([1 - t / 10 for t in range(10)])
+    cosine = Reptile(nn.Sequential(nn.Linear(4, 3)), lr=1.0, inner_steps=1, inner_optimizer="sgd", lr_schedule="cosine")
+    assert fit_rates(cosine, max_epochs=1) == pytest.approx([0.5 * (1 + math.cos(math.pi * t / 10)) for t in range(10)])
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_a_time_capped_run_ends_annealed(schedule):
+    """Planned for 20,000 steps, stopped by a 3-second max_time: the rate still falls to about 0 by the end."""
+    rates = fit_rates(ProtoNet(nn.Linear(4, 4), lr=0.01, lr_schedule=schedule), n=200, max_epochs=100,
+                      max_time={"seconds": 3})
+    assert 10 < len(rates) < 20_000  # the time limit, not the planned steps, ended the run
+    assert rates[-1] < 0.01 * 0.05  # under 5% of the rate at the last step
+    assert all(a >= b for a, b in zip(rates, rates[1:]))  # and it fell all the way
+    assert rates[len(rates) // 2] > 0.01 * 0.1  # not collapsed early either
+
+
 def test_bad_schedules_are_refused_with_the_fix():
-    with pytest.raises(ConfigError, match="'step' or 'cosine'"):
-        ProtoNet(nn.Linear(4, 4), lr_schedule="linear")
+    with pytest.raises(ConfigError, match="step, cosine, linear"):
+        ProtoNet(nn.Linear(4, 4), lr_schedule="exponential")
     with pytest.raises(ConfigError, match="lr_step_size=null"):
         ProtoNet(nn.Linear(4, 4), lr_schedule="cosine", lr_step_size=100)
-    with pytest.raises(ConfigError, match="max_epochs"):  # a time limit alone plans no number of steps
-        fit_rates(ProtoNet(nn.Linear(4, 4), lr_schedule="cosine"), max_epochs=-1, max_time="00:00:00:05")
+    with pytest.raises(ConfigError, match="max_time"):  # neither steps nor time plan the run's length
+        fit_rates(ProtoNet(nn.Linear(4, 4), lr_schedule="cosine"), max_epochs=-1, max_steps=-1)

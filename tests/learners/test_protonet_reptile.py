@@ -39,12 +39,12 @@ def test_reptile_gradient_is_theta_minus_mean_adapted_weights():
     sx = torch.randn(2, 6, 1, 2, 2)
     sy = torch.arange(3).repeat_interleave(2).repeat(2, 1)
     batch = (sx, sy, sx, sy)
-    phis = [learner.train_task(sx[i], sy[i], 3) for i in range(2)]
+    phis = [learner.train_task(sx[i], sy[i], 3)[0] for i in range(2)]
     learner.meta_loss(batch)[0].backward()
     expected = net[1].weight.detach() - (phis[0]["1.weight"] + phis[1]["1.weight"]) / 2
     assert torch.allclose(net[1].weight.grad, expected, atol=1e-6)
     # Plain SGD inner loop: phi = theta - lr * sum of gradients; check one step by hand.
-    one = learner.train_task(sx[0], sy[0], 1)["1.weight"]
+    one = learner.train_task(sx[0], sy[0], 1)[0]["1.weight"]
     w = net[1].weight.detach().clone().requires_grad_()
     F.cross_entropy(sx[0].flatten(1) @ w.T + net[1].bias.detach(), sy[0]).backward()
     assert torch.allclose(one, net[1].weight.detach() - 0.1 * w.grad, atol=1e-6)
@@ -93,8 +93,8 @@ def test_reptile_task_optimizer_trains_the_weights_torch_optim_does():
     net = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 13 * 13, 5))
     sx, sy = torch.randn(5, 1, 28, 28), torch.arange(5)
     for name, opt_cls, kwargs in (("adam", torch.optim.Adam, {"betas": (0.0, 0.999)}), ("sgd", torch.optim.SGD, {})):
-        learner = Reptile(net, inner_lr=0.01, inner_optimizer=name, channels_last=True)
-        phi = learner.train_task(sx, sy, 4)
+        learner = Reptile(net, inner_lr=0.01, inner_optimizer=name, inner_state="fresh", channels_last=True)
+        phi, _ = learner.train_task(sx, sy, 4)
         # The reference: torch.optim's single-tensor optimizer on the same four full-batch steps.
         params = {n: p.detach().clone().requires_grad_() for n, p in net.named_parameters()}
         reference = opt_cls(params.values(), lr=0.01, foreach=False, **kwargs)
