@@ -18,3 +18,7 @@ class ConfigError(LightningMetaError, ValueError):
 
 class PoolError(LightningMetaError, RuntimeError):
     """The experience pool database is unreachable, locked or corrupted."""
+
+
+class TrainingDiverged(LightningMetaError, RuntimeError):
+    """Meta-training met a non-finite loss and stopped: there is no trained model to test or report."""

@@ -7,12 +7,15 @@ learner) and only then handed to the Trainer, so bad input fails in seconds, not
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_meta.errors import LightningMetaError, TrainingDiverged
 from lightning_meta.malloc import keep_freed_memory
 from lightning_meta.preflight import check_checkpoint, check_model_fits_data, check_top_level_keys
 
@@ -49,6 +52,11 @@ def run(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = cfg.get("ckpt_path")
     if cfg.train:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        if getattr(model, "diverged", False):
+            raise TrainingDiverged(
+                f"Meta-training diverged (a non-finite loss after {trainer.global_step} optimizer steps): nothing trained "
+                "to test. "
+                "Fix: lower model.lr or model.inner_lr, or add trainer.gradient_clip_val.")
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
         # Test the best validated weights when a checkpoint callback kept them, else the final ones.
         best = getattr(trainer.checkpoint_callback, "best_model_path", "")
@@ -70,9 +78,34 @@ def _drop_weight_averaging(trainer: L.Trainer) -> None:
 
 
 def objective(cfg: DictConfig) -> float | None:
-    """``run`` as a Hydra task function: the value sweepers optimise (test accuracy, else validation accuracy)."""
-    metrics = run(cfg)
+    """``run`` as a Hydra task function: the value sweepers optimise (test accuracy, else validation accuracy).
+
+    A project error (bad input, a diverged run) ends a single run with its one-line message and exit status 1;
+    ``HYDRA_FULL_ERROR=1`` shows the traceback, and a multirun hands the error to Hydra so the sweep records it.
+    """
+    try:
+        metrics = run(cfg)
+    except Exception as error:
+        ours = _project_error(error)
+        if ours is None or os.environ.get("HYDRA_FULL_ERROR") == "1" or _in_multirun():
+            raise
+        print(f"Error: {ours}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     return metrics.get("test_acc", metrics.get("val_acc"))
+
+
+def _project_error(error: BaseException | None) -> LightningMetaError | None:
+    """Our error, raised directly or wrapped by ``hydra.utils.instantiate`` (InstantiationException)."""
+    while error is not None and not isinstance(error, LightningMetaError):
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def _report(metrics: dict[str, float], model) -> None:

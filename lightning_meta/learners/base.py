@@ -112,15 +112,29 @@ class MetaLearner(L.LightningModule):
     # --- Lightning hooks ----------------------------------------------------------------------
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, acc = self.meta_loss(batch)
-        if not torch.isfinite(loss):
+        # Every rank takes the same branch: a rank that skipped backward alone would leave the others waiting
+        # in DDP's gradient all-reduce forever.
+        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True)
+        if not finite:
             # Stop cleanly instead of training on NaN weights; callbacks see the run as diverged.
-            rank_zero_warn(f"Meta-training loss is {loss.item()} at step {self.global_step}: stopping (diverged).")
+            rank_zero_warn(f"Meta-training loss is not finite on some rank at step {self.global_step}: stopping "
+                           "(diverged).")
             self.diverged = True
             self.trainer.should_stop = True
-            return None
+            # A loss of 0 that reaches every weight: each rank runs the same backward (and DDP all-reduce) with
+            # zero gradients, and optimizer_step then skips the update everywhere.
+            return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
         self.log("train_loss", loss, prog_bar=True, batch_size=batch[0].shape[0])
         self.log("train_acc", acc, prog_bar=True, batch_size=batch[0].shape[0])
         return loss
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
+        """Runs training_step and backward, then updates the weights unless the step diverged (on any rank)."""
+        if optimizer_closure is None:
+            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        loss = optimizer_closure()
+        if not self.diverged:
+            optimizer.step(closure=lambda: loss)
 
     def _episode_accuracies(self, batch: Batch) -> Tensor:
         if self.needs_grad_in_eval and torch.is_inference_mode_enabled():

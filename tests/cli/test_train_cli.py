@@ -1,6 +1,7 @@
 """``train.py`` end to end at a tiny size: every learner trains and tests; bad input stops before training."""
 
 import math
+import os
 import subprocess
 import sys
 
@@ -89,3 +90,24 @@ def test_console_help_lists_the_config_groups(capsys):
 def test_console_rejects_unknown_command():
     with pytest.raises(SystemExit, match="unknown command 'fit'"):
         console_main(["fit"])
+
+
+def _train_py(tmp_path, *overrides):
+    return subprocess.run([sys.executable, str(REPO / "train.py"), *TINY, f"paths.root_dir={tmp_path}", "callbacks=none",
+                           *overrides], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"})
+
+
+def test_a_diverged_run_exits_non_zero_and_reports_no_accuracy(tmp_path):
+    done = _train_py(tmp_path, "model=maml", "model.inner_lr=1e30")  # the first inner step overflows
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("Error: Meta-training diverged")
+    assert "Traceback" not in done.stderr and "Test accuracy" not in done.stdout
+
+
+def test_a_project_error_is_one_line_and_exit_status_1(tmp_path):
+    done = _train_py(tmp_path, "model=maml", "model.lr_schedule=exponential")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "InstantiationException" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "Error: lr_schedule must be one of step, cosine, linear, got 'exponential'.")

@@ -1,5 +1,7 @@
 """Two-process DDP on CPU (gloo) gives the same meta-gradient as one process on the same tasks."""
 
+import json
+import math
 import os
 import subprocess
 import sys
@@ -29,3 +31,18 @@ def test_two_rank_ddp_meta_gradient_equals_single_process(tmp_path):
     for name in single:
         assert torch.allclose(single[name], ddp[name], rtol=1e-4, atol=1e-6), name
     assert any(g.abs().sum() > 0 for g in single.values())
+
+
+def test_every_rank_stops_when_one_rank_meets_a_nan_loss(tmp_path):
+    """Rank 1 alone sees NaN at step 1: both ranks stop there without updating the weights, and neither waits
+    forever in the gradient all-reduce."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    script = Path(__file__).with_name("ddp_divergence.py")
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1]  # the same decision and the same weights on both ranks
+    assert ranks[0]["diverged"] and ranks[0]["batches"] == 2  # stopped at the second of 4 planned steps
+    assert ranks[0]["final"] == ranks[0]["after_first_step"]  # the diverged step changed no weight
+    assert math.isfinite(ranks[0]["final"])
