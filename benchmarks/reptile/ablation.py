@@ -9,9 +9,11 @@ of meta-iterations from the same seed, then adapts on the same fixed validation 
 * ``order``:   inner mini-batches in a new order per task, or the order of the former code (a function of
   the support labels, so the same for every balanced episode);
 * ``state``:   Adam's second moment carried from task to task and into evaluation (``carried``, as the
-  reference code and learn2learn's example do) or reset for every task (``fresh``).
+  reference code and learn2learn's example do) or reset for every task (``fresh``);
+* ``head``:    the logits from the mean of the last 2x2x64 feature map (MAML's network, our Conv4's default for
+  strided convs) or from the flattened map (the Reptile reference network), on top of all three fixes.
 
-    python -m benchmarks.reptile.ablation --iterations 1000 --seeds 0 1          # about 40 min on 2 cores
+    python -m benchmarks.reptile.ablation --iterations 1500 --seeds 0 1          # about 45 min on 2 cores
     python -m benchmarks.reptile.ablation --iterations 20 --seeds 0 --val-episodes 10 --variants former fixed
 """
 
@@ -33,13 +35,14 @@ from lightning_meta.learners import Reptile
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "lightning_meta" / "conf"
 
-# variant -> (anneal over the iterations run, new order per task, inner Adam state)
+# variant -> (anneal over the iterations run, new order per task, inner Adam state, config overrides)
 VARIANTS = {
-    "former": (False, False, "fresh"),
-    "anneal": (True, False, "fresh"),
-    "order": (False, True, "fresh"),
-    "carried": (False, False, "carried"),
-    "fixed": (True, True, "carried"),
+    "former": (False, False, "fresh", []),
+    "anneal": (True, False, "fresh", []),
+    "order": (False, True, "fresh", []),
+    "carried": (False, False, "carried", []),
+    "fixed": (True, True, "carried", []),
+    "flatten": (True, True, "carried", ["+model.backbone.embedding=flatten"]),
 }
 
 
@@ -61,16 +64,16 @@ class StopAt(L.Callback):
             trainer.should_stop = True
 
 
-def compose_preset(seed: int, val_episodes: int, task_threads: int):
+def compose_preset(seed: int, val_episodes: int, task_threads: int, extra: list[str] | None = None):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="config", overrides=[
             "+experiment=reptile_omniglot_5w1s", f"seed={seed}", f"data.val_episodes={val_episodes}",
-            f"model.task_threads={task_threads}"])
+            f"model.task_threads={task_threads}", *(extra or [])])
 
 
 def run_variant(name: str, iterations: int, seed: int, val_episodes: int, task_threads: int) -> dict:
-    anneal, new_order, state = VARIANTS[name]
-    cfg = compose_preset(seed, val_episodes, task_threads)
+    anneal, new_order, state, extra = VARIANTS[name]
+    cfg = compose_preset(seed, val_episodes, task_threads, extra)
     L.seed_everything(seed, workers=True)
     data = instantiate(cfg.data)
     model_cfg = dict(instantiate(cfg.model, _partial_=True).keywords)

@@ -9,7 +9,8 @@ reptile_miniimagenet.py``: a deep-copied learner per task, ``torch.optim.Adam(be
 state is handed from task to task and to evaluation, mini-batches drawn with replacement) on its own
 ``OmniglotCNN``, with the paper's anneal (the example's anneal formula leaves the rate constant).
 
-    python -m benchmarks.reptile.curve --iterations 3000 --every 500     # about 25 min on 2 cores
+    python -m benchmarks.reptile.curve --iterations 2000 --every 500          # about 20 min on 2 cores
+    python -m benchmarks.reptile.curve --who ours --label "ours, flattened head" --override +model.backbone.embedding=flatten
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for row in rows:
         steps, accs = zip(*row["curve"])
-        ax.plot(steps, [100 * a for a in accs], marker="o", label=f"{row['who']} (seed {row['seed']})")
+        ax.plot(steps, [100 * a for a in accs], marker="o", label=f"{row['label']} (seed {row['seed']})")
     ax.axhline(97.68, color="grey", linestyle="--", label="paper, 100k iterations")
     ax.set_xlabel("meta-iterations")
     ax.set_ylabel("validation accuracy, 5-way 1-shot (%)")
@@ -147,18 +148,22 @@ def main() -> None:
     parser.add_argument("--val-episodes", type=int, default=100)
     parser.add_argument("--task-threads", type=int, default=2)
     parser.add_argument("--who", nargs="+", choices=["ours", "learn2learn"], default=["ours", "learn2learn"])
+    parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides of our run, e.g. model.lr=0.5")
+    parser.add_argument("--label", default=None, help="the curve's name in the plot (default: who runs it)")
     parser.add_argument("--out", type=Path, default=RESULTS / "reptile_curve.json")
     args = parser.parse_args()
     rows = json.loads(args.out.read_text()) if args.out.exists() else []
     for who in args.who:
-        cfg = compose_preset(args.seed, args.val_episodes, args.task_threads if who == "ours" else 1)
+        cfg = compose_preset(args.seed, args.val_episodes, args.task_threads if who == "ours" else 1,
+                             args.override if who == "ours" else [])
+        label = args.label if who == "ours" and args.label else who
         run = ours if who == "ours" else reference
         points, train_s = run(cfg, args.iterations, args.every)
-        row = {"who": who, "seed": args.seed, "iterations": args.iterations, "val_episodes": args.val_episodes,
+        row = {"who": who, "label": label, "overrides": args.override if who == "ours" else [], "seed": args.seed, "iterations": args.iterations, "val_episodes": args.val_episodes,
                "curve": points, "train_seconds_without_validation" if who != "ours" else "wall_seconds": round(train_s, 1),
                "machine": platform.machine(), "threads": torch.get_num_threads()}
         print(json.dumps(row), flush=True)
-        rows = [r for r in rows if (r["who"], r["seed"]) != (who, args.seed)] + [row]
+        rows = [r for r in rows if (r["label"], r["seed"]) != (label, args.seed)] + [row]
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
     plot(rows, args.out.with_suffix(".png"))
 

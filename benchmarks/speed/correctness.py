@@ -38,7 +38,7 @@ def _reference_forward(net: Conv4, params: list[Tensor], x: Tensor) -> Tensor:
         h = F.relu(h)
         if len(block) > 3:
             h = F.max_pool2d(h, 2)
-    z = h.mean(dim=(2, 3)) if net.downsample == "stride" else h.flatten(1)
+    z = h.mean(dim=(2, 3)) if net.embedding == "mean" else h.flatten(1)
     return F.linear(z, next(it), next(it))
 
 

@@ -40,7 +40,7 @@ def batched_forward(net: Conv4, params: Params, x: Tensor) -> Tensor:
         if net.downsample == "pool":
             h = F.max_pool2d(h, 2)  # before the ReLU, as in Conv4 (the two commute)
         h = F.relu(h)
-    z = h.mean(dim=(2, 3)).view(n, b, -1) if net.downsample == "stride" else h.reshape(n, b, -1, *h.shape[2:]).flatten(2)
+    z = h.mean(dim=(2, 3)).view(n, b, -1) if net.embedding == "mean" else h.reshape(n, b, -1, *h.shape[2:]).flatten(2)
     return torch.einsum("nbe,boe->bno", z, params["head.weight"]) + params["head.bias"].unsqueeze(1)
 
 

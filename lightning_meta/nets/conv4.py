@@ -2,8 +2,10 @@
 
 ``downsample="stride"`` is the MAML reference network for 28 px Omniglot (stride-2 convs, mean
 over the last feature map); ``downsample="pool"`` uses stride-1 convs with 2x2 max-pooling (MAML
-on 84 px miniImageNet with 32 filters, ProtoNet with 64 filters). With ``out_features=None`` the
-network returns its flattened embedding (ProtoNet); otherwise a linear head gives logits.
+on 84 px miniImageNet with 32 filters, ProtoNet with 64 filters). ``embedding`` says how the last
+feature map becomes a vector: ``mean`` over its pixels (MAML's default for ``stride``) or ``flatten``
+(``pool``, and the Reptile reference network's strided 2x2x64). With ``out_features=None`` the network
+returns that embedding (ProtoNet); otherwise a linear head gives logits.
 """
 
 from __future__ import annotations
@@ -34,10 +36,14 @@ class Conv4(nn.Module):
         hidden: int = 64,
         downsample: Literal["stride", "pool"] = "stride",
         image_size: int = 28,
+        embedding: Literal["mean", "flatten"] | None = None,
     ) -> None:
         super().__init__()
         if downsample not in ("stride", "pool"):
             raise ConfigError(f"Conv4 downsample must be 'stride' or 'pool', got '{downsample}'.")
+        embedding = embedding or ("mean" if downsample == "stride" else "flatten")
+        if embedding not in ("mean", "flatten"):
+            raise ConfigError(f"Conv4 embedding must be 'mean' or 'flatten', got '{embedding}'.")
         side = image_size
         for _ in range(4):
             side = (side + 1) // 2 if downsample == "stride" else side // 2
@@ -46,9 +52,9 @@ class Conv4(nn.Module):
                 f"Conv4 with downsample={downsample} cannot take {image_size} px images: four 2x downsamplings "
                 "leave no pixels. Fix: use images of at least 16 px (image.size) or downsample=stride."
             )
-        self.downsample = downsample
+        self.downsample, self.embedding = downsample, embedding
         self.features = nn.Sequential(*[_block(in_channels if i == 0 else hidden, hidden, downsample) for i in range(4)])
-        self.embedding_dim = hidden if downsample == "stride" else hidden * side * side
+        self.embedding_dim = hidden if embedding == "mean" else hidden * side * side
         self.head = nn.Linear(self.embedding_dim, out_features) if out_features else None
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -57,7 +63,7 @@ class Conv4(nn.Module):
 
     def embed(self, x: Tensor) -> Tensor:
         h = self.features(x)
-        return h.mean(dim=(2, 3)) if self.downsample == "stride" else torch.flatten(h, 1)
+        return h.mean(dim=(2, 3)) if self.embedding == "mean" else torch.flatten(h, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         z = self.embed(x)
