@@ -1,15 +1,14 @@
 """The ``lightning-meta`` console command: ``train``, ``test``, ``collect`` and ``suggest``.
 
 ``train`` and ``test`` take the same Hydra overrides as ``python train.py`` and read the configs
-packaged in ``lightning_meta/conf``, so they work from any directory after ``pip install``.
+in ``conf/`` (shipped inside the wheel), so they work from any directory after ``pip install``.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from lightning_meta.configs import CONF_DIR
 
 USAGE = """usage: lightning-meta COMMAND [ARGS...]
 

@@ -11,11 +11,11 @@ from tests.conftest import REPO
 
 MODELS = ["maml", "fomaml", "reptile", "protonet"]
 DATA = ["omniglot", "miniimagenet", "cifarfs", "fc100", "folder"]
-EXPERIMENTS = sorted(p.stem for p in (REPO / "lightning_meta" / "conf" / "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
 
 
 def _compose(*overrides: str):
-    with initialize_config_dir(config_dir=str(REPO / "lightning_meta" / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
     with open_dict(cfg):
         cfg.paths.output_dir = "unused"

@@ -15,7 +15,7 @@ from lightning_meta.cli.train import run
 from lightning_meta.errors import ConfigError, DataError
 from tests.conftest import REPO
 
-CONF = REPO / "lightning_meta" / "conf"
+CONF = REPO / "conf"
 TINY = ["data.train_episodes=4", "data.meta_batch_size=2", "data.val_episodes=2", "data.test_episodes=6",
         "data.eval_batch_size=3", "trainer.max_epochs=1", "image.hidden=8", "logger=csv"]
 
