@@ -24,13 +24,28 @@ Hydra flags work too: --multirun, --cfg job, --help.
 """
 
 
+def selectable_groups() -> dict[str, list[str]]:
+    """The groups ``config.yaml`` selects (``GROUP=OPTION``) and ``experiment`` (``+experiment=NAME``), with their options.
+
+    Only these are listed: other folders of ``conf/`` hold configs that other configs include (``hydra``, and
+    ``space`` for ``collect.yaml``), which would land at a top-level key ``train.py`` refuses."""
+    import yaml
+
+    defaults = yaml.safe_load((CONF_DIR / "config.yaml").read_text()).get("defaults", [])
+    names = [next(iter(item)) for item in defaults if isinstance(item, dict)]
+    groups = {}
+    for name in [*(n for n in names if n != "hydra" and "/" not in n and " " not in n), "experiment"]:
+        options = sorted(f.stem for f in (CONF_DIR / name).glob("*.yaml"))
+        if options:
+            groups[name] = options
+    return dict(sorted(groups.items()))
+
+
 def config_groups() -> str:
-    """One line per config group with its options, read from the packaged config folder."""
-    lines = []
-    for group in sorted(p for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra"):
-        options = sorted(f.stem for f in group.glob("*.yaml"))
-        lines.append(f"  {group.name:<10} {', '.join(options)}")
-    return "\n".join(lines)
+    """One line per selectable config group with its options."""
+    groups = selectable_groups()
+    width = max(map(len, groups))
+    return "\n".join(f"  {name:<{width}}  {', '.join(options)}" for name, options in groups.items())
 
 
 def _hydra_run(overrides: list[str]) -> None:

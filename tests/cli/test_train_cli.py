@@ -11,8 +11,10 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import open_dict
 
 from lightning_meta.cli.main import main as console_main
+from lightning_meta.cli.main import selectable_groups
 from lightning_meta.cli.train import run
 from lightning_meta.errors import ConfigError, DataError
+from lightning_meta.preflight import check_top_level_keys
 from tests.conftest import REPO
 
 CONF = REPO / "conf"
@@ -84,6 +86,17 @@ def test_console_help_lists_the_config_groups(capsys):
     out = capsys.readouterr().out
     for line in ("model", "maml, protonet, reptile", "miniimagenet", "ddp", "tensorboard"):
         assert line in out or line.replace(", ", ", fomaml, ", 1) in out
+
+
+def test_every_option_the_help_lists_composes_into_a_config_train_py_accepts(tmp_path):
+    # a group that holds configs included by other configs (the collect command's search space) is not listed
+    groups = selectable_groups()
+    assert "space" not in groups and "hydra" not in groups and groups["hpo"] == ["mapping"]
+    for group, options in groups.items():
+        for option in options:
+            override = f"+experiment={option}" if group == "experiment" else f"{group}={option}"
+            extra = ["data.root=some/folder"] if override == "data=folder" else []
+            check_top_level_keys(_cfg(tmp_path, override, *extra))
 
 
 def test_console_rejects_unknown_command():
