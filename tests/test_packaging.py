@@ -82,7 +82,7 @@ def test_the_installed_wheel_trains_from_any_directory(tmp_path):
     helped = _run([venv / "bin" / "lightning-meta", "--help"], work).stdout
     assert "config groups" in helped and re.search(r"trainer +cpu, ddp, gpu", helped) and "quickstart" in helped
 
-    trained = _run([venv / "bin" / "lightning-meta", "train", *TINY, "+trainer.max_steps=2", f"paths.root_dir={work}"],
+    trained = _run([venv / "bin" / "lightning-meta", "train", *TINY, "trainer.max_steps=2", f"paths.root_dir={work}"],
                    work)
     assert "`max_steps=2` reached" in trained.stderr + trained.stdout
     assert "Test accuracy:" in trained.stdout

@@ -44,7 +44,7 @@ def test_each_learner_meta_trains_and_reports_test_accuracy_with_ci(tmp_path, mo
 def test_bf16_mixed_precision_trains_and_evaluates(tmp_path, model):
     # Lightning's autocast must cover MAML's second-order inner loop (gradients in validation and test too)
     extra = ["model.inner_steps_eval=2"] if model != "protonet" else []
-    metrics = run(_cfg(tmp_path, f"model={model}", "+trainer.precision=bf16-mixed", *TINY, *extra))
+    metrics = run(_cfg(tmp_path, f"model={model}", "trainer.precision=bf16-mixed", *TINY, *extra))
     assert 0.0 <= metrics["test_acc"] <= 1.0 and metrics["test_episodes"] == 6
     assert math.isfinite(metrics["test_acc_ci95"])
     ckpt = next(tmp_path.glob("checkpoints/*.ckpt"))
@@ -97,6 +97,15 @@ def test_every_option_the_help_lists_composes_into_a_config_train_py_accepts(tmp
             override = f"+experiment={option}" if group == "experiment" else f"{group}={option}"
             extra = ["data.root=some/folder"] if override == "data=folder" else []
             check_top_level_keys(_cfg(tmp_path, override, *extra))
+
+
+def test_trainer_max_steps_is_a_key_of_the_config_and_stops_the_run(tmp_path):
+    # the trainer configs list Lightning's arguments, so they are set without Hydra's `+`
+    cfg = _cfg(tmp_path, *TINY, "data.train_episodes=20", "trainer.max_steps=3", "test=false", "callbacks=none")
+    assert cfg.trainer.max_steps == 3
+    run(cfg)
+    ckpt = torch.load(next(tmp_path.rglob("*.ckpt")), map_location="cpu", weights_only=False)  # Lightning's default
+    assert ckpt["global_step"] == 3 and ckpt["epoch"] == 0  # 10 meta-batches in the epoch, stopped after 3
 
 
 def test_console_rejects_unknown_command():
