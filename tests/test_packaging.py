@@ -50,7 +50,7 @@ def _run(args, cwd, timeout=300):
 
 
 def test_the_installed_wheel_trains_from_any_directory(tmp_path):
-    pytest.importorskip("setuptools", minversion="68")  # the build backend, used without isolation (no download)
+    pytest.importorskip("setuptools", minversion="77")  # the build backend, used without isolation (no download)
     src = tmp_path / "src"  # a copy, so that the build leaves nothing in the repository
     src.mkdir()
     for name in ("pyproject.toml", "README.md", "conf", "lightning_meta", "hydra_plugins"):
