@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from lightning_meta.cli.quiet import quiet_third_party_warnings
 from lightning_meta.configs import CONF_DIR
 
 USAGE = """usage: lightning-meta COMMAND [ARGS...]
@@ -59,6 +60,7 @@ def _hydra_run(overrides: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_third_party_warnings()
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(USAGE.format(groups=config_groups()))
         return

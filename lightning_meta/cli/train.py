@@ -7,12 +7,14 @@ learner) and only then handed to the Trainer, so bad input fails in seconds, not
 from __future__ import annotations
 
 import logging
+import warnings
 
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_meta.cli.quiet import quiet_resumed_checkpoint_dir, quiet_third_party_warnings
 from lightning_meta.malloc import keep_freed_memory
 from lightning_meta.preflight import check_checkpoint, check_model_fits_data, check_top_level_keys
 
@@ -70,8 +72,15 @@ def _drop_weight_averaging(trainer: L.Trainer) -> None:
 
 
 def objective(cfg: DictConfig) -> float | None:
-    """``run`` as a Hydra task function: the value sweepers optimise (test accuracy, else validation accuracy)."""
-    metrics = run(cfg)
+    """``run`` as a Hydra task function: the value sweepers optimise (test accuracy, else validation accuracy).
+
+    The task function of ``train.py`` and ``lightning-meta train``: it runs with the command line's warnings filters
+    (``cli/quiet.py``), in every job of a sweep, launched in this process or in another."""
+    with warnings.catch_warnings():
+        quiet_third_party_warnings()
+        if cfg.get("ckpt_path") and cfg.get("train", True):
+            quiet_resumed_checkpoint_dir()
+        metrics = run(cfg)
     return metrics.get("test_acc", metrics.get("val_acc"))
 
 

@@ -57,6 +57,7 @@ def test_train_py_prints_accuracy_and_ci(tmp_path):
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Test accuracy:" in done.stdout and "(95% CI)" in done.stdout and "BatchNorm: running" in done.stdout
+    assert "LeafSpec" not in done.stderr  # a third-party deprecation the command line filters (cli/quiet.py)
 
 
 def test_miniimagenet_without_files_stops_at_once_saying_where_and_how(tmp_path):
