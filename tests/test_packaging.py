@@ -49,6 +49,7 @@ def _run(args, cwd, timeout=300):
     return done
 
 
+@pytest.mark.slow  # builds a wheel and an environment, then trains: 9-18 s on 2 CPU cores
 def test_the_installed_wheel_trains_from_any_directory(tmp_path):
     pytest.importorskip("setuptools", minversion="77")  # the build backend, used without isolation (no download)
     src = tmp_path / "src"  # a copy, so that the build leaves nothing in the repository
