@@ -4,27 +4,37 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# One stamp per install: `make run` needs the package and its dependencies only, `make test` the [dev] extras too.
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test install benchmarks clean
+.PHONY: run test install install-dev benchmarks clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $(STAMP_RUN)
+
+$(STAMP_DEV): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev]"
-	touch $(STAMP)
+	touch $(STAMP_DEV) $(STAMP_RUN)
 
-install: $(STAMP)
+install: $(STAMP_RUN)
 
-run: $(STAMP)
+install-dev: $(STAMP_DEV)
+
+run: $(STAMP_RUN)
 	$(BIN)/python train.py +experiment=quickstart
 
-test: $(STAMP)
+test: $(STAMP_DEV)
 	scripts/ensure-postgres.sh
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
-benchmarks: $(STAMP)
+benchmarks: $(STAMP_DEV)
 	$(BIN)/python -m pytest -q -m benchmark
 
 clean:
-	rm -rf $(VENV) logs outputs multirun .pytest_cache
+	rm -rf $(VENV) logs outputs multirun .pytest_cache build

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from lightning_meta.cli.train import objective
 
 
-@hydra.main(version_base="1.3", config_path="lightning_meta/conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     return objective(cfg)  # the value Hydra sweepers (e.g. Optuna) optimise
 

@@ -33,7 +33,7 @@ from hydra.utils import instantiate
 from lightning_meta.learners import Reptile
 
 ROOT = Path(__file__).resolve().parents[2]
-CONF = ROOT / "lightning_meta" / "conf"
+CONF = ROOT / "conf"
 
 # variant -> (anneal over the iterations run, new order per task, inner Adam state, config overrides)
 VARIANTS = {

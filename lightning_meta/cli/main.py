@@ -1,15 +1,15 @@
 """The ``lightning-meta`` console command: ``train``, ``test``, ``collect`` and ``suggest``.
 
 ``train`` and ``test`` take the same Hydra overrides as ``python train.py`` and read the configs
-packaged in ``lightning_meta/conf``, so they work from any directory after ``pip install``.
+in ``conf/`` (shipped inside the wheel), so they work from any directory after ``pip install``.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from lightning_meta.cli.quiet import quiet_third_party_warnings
+from lightning_meta.configs import CONF_DIR
 
 USAGE = """usage: lightning-meta COMMAND [ARGS...]
 
@@ -25,13 +25,28 @@ Hydra flags work too: --multirun, --cfg job, --help.
 """
 
 
+def selectable_groups() -> dict[str, list[str]]:
+    """The groups ``config.yaml`` selects (``GROUP=OPTION``) and ``experiment`` (``+experiment=NAME``), with their options.
+
+    Only these are listed: other folders of ``conf/`` hold configs that other configs include (``hydra``, and
+    ``space`` for ``collect.yaml``), which would land at a top-level key ``train.py`` refuses."""
+    import yaml
+
+    defaults = yaml.safe_load((CONF_DIR / "config.yaml").read_text()).get("defaults", [])
+    names = [next(iter(item)) for item in defaults if isinstance(item, dict)]
+    groups = {}
+    for name in [*(n for n in names if n != "hydra" and "/" not in n and " " not in n), "experiment"]:
+        options = sorted(f.stem for f in (CONF_DIR / name).glob("*.yaml"))
+        if options:
+            groups[name] = options
+    return dict(sorted(groups.items()))
+
+
 def config_groups() -> str:
-    """One line per config group with its options, read from the packaged config folder."""
-    lines = []
-    for group in sorted(p for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra"):
-        options = sorted(f.stem for f in group.glob("*.yaml"))
-        lines.append(f"  {group.name:<10} {', '.join(options)}")
-    return "\n".join(lines)
+    """One line per selectable config group with its options."""
+    groups = selectable_groups()
+    width = max(map(len, groups))
+    return "\n".join(f"  {name:<{width}}  {', '.join(options)}" for name, options in groups.items())
 
 
 def _hydra_run(overrides: list[str]) -> None:
@@ -45,6 +60,7 @@ def _hydra_run(overrides: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_third_party_warnings()
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(USAGE.format(groups=config_groups()))
         return

@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_meta.cli.quiet import quiet_resumed_checkpoint_dir, quiet_third_party_warnings
 from lightning_meta.errors import LightningMetaError, TrainingDiverged
 from lightning_meta.malloc import keep_freed_memory
 from lightning_meta.preflight import check_checkpoint, check_model_fits_data, check_top_level_keys
@@ -80,11 +82,17 @@ def _drop_weight_averaging(trainer: L.Trainer) -> None:
 def objective(cfg: DictConfig) -> float | None:
     """``run`` as a Hydra task function: the value sweepers optimise (test accuracy, else validation accuracy).
 
-    A project error (bad input, a diverged run) ends a single run with its one-line message and exit status 1;
-    ``HYDRA_FULL_ERROR=1`` shows the traceback, and a multirun hands the error to Hydra so the sweep records it.
+    The task function of ``train.py`` and ``lightning-meta train``: it runs with the command line's warnings filters
+    (``cli/quiet.py``), in every job of a sweep, launched in this process or in another. A project error (bad input,
+    a diverged run) ends a single run with its one-line message and exit status 1; ``HYDRA_FULL_ERROR=1`` shows the
+    traceback, and a multirun hands the error to Hydra so the sweep records it.
     """
     try:
-        metrics = run(cfg)
+        with warnings.catch_warnings():
+            quiet_third_party_warnings()
+            if cfg.get("ckpt_path") and cfg.get("train", True):
+                quiet_resumed_checkpoint_dir()
+            metrics = run(cfg)
     except Exception as error:
         ours = _project_error(error)
         if ours is None or os.environ.get("HYDRA_FULL_ERROR") == "1" or _in_multirun():

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lightning_meta.configs import CONF_DIR
 from lightning_meta.errors import ConfigError, DataError
 from lightning_meta.hpo.mappings.base import Mapping
 from lightning_meta.hpo.space import SearchSpace
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 DEFAULT_MAPPING = Path(__file__).resolve().parents[1] / "assets" / "mapping" / "default.mapping"
 log = logging.getLogger(__name__)
 

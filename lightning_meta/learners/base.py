@@ -34,7 +34,34 @@ def build_backbone(backbone: nn.Module | Mapping) -> nn.Module:
         return backbone
     if isinstance(backbone, Mapping) and "_target_" in backbone:
         return instantiate(backbone)
+    if isinstance(backbone, Mapping) and _UNRECORDED in backbone:
+        name = backbone[_UNRECORDED]
+        raise ConfigError(
+            f"This checkpoint's learner was built with a {name} module as backbone; its constructor arguments were "
+            "not recorded, so the checkpoint alone cannot rebuild it. Fix: pass the module again, "
+            f"load_from_checkpoint(path, backbone={name.rsplit('.', 1)[-1]}(...)); its weights are then loaded from "
+            "the checkpoint. (A backbone given as a Hydra config, or a module of lightning_meta.nets, needs nothing.)"
+        )
+    if backbone is None:
+        raise ConfigError("The learner needs a backbone: an nn.Module, or a config with _target_. When loading a "
+                          "checkpoint, pass it as load_from_checkpoint(path, backbone=MyNet(...)).")
     raise ConfigError(f"backbone must be an nn.Module or a config with _target_, got {type(backbone).__name__}.")
+
+
+_UNRECORDED = "_unrecorded_class_"
+"""Key of the hparams entry that stands for a backbone module whose constructor arguments are unknown."""
+
+
+def backbone_hparam(backbone: nn.Module) -> dict[str, Any]:
+    """What hparams record for a backbone given as a module: a Hydra node (``_target_`` and the constructor
+    arguments) when the module kept them in ``init_args`` (``lightning_meta.nets`` do), so that a checkpoint
+    rebuilds it; else its class, named in the error that asks for ``backbone=`` at load time."""
+    cls = type(backbone)
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    args = getattr(backbone, "init_args", None)
+    if isinstance(args, Mapping) and "<locals>" not in name:
+        return {"_target_": name, **args}
+    return {_UNRECORDED: name}
 
 
 def set_bn_mode(module: nn.Module, mode: str) -> None:
@@ -61,7 +88,7 @@ class MetaLearner(L.LightningModule):
 
     def __init__(
         self,
-        backbone: nn.Module | Mapping,
+        backbone: nn.Module | Mapping | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         lr_step_size: int | None = None,
@@ -85,9 +112,14 @@ class MetaLearner(L.LightningModule):
             )
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"] if isinstance(backbone, nn.Module) else None)
+        recorded = None
         if isinstance(backbone, DictConfig):  # plain containers keep checkpoints loadable with weights_only
+            recorded = OmegaConf.to_container(backbone, resolve=True)
+        elif isinstance(backbone, nn.Module):  # a module is not a hyperparameter, how to rebuild it is
+            recorded = backbone_hparam(backbone)
+        if recorded is not None:
             for hp in (self._hparams, self._hparams_initial):
-                hp["backbone"] = OmegaConf.to_container(backbone, resolve=True)
+                hp["backbone"] = recorded
         self.backbone = build_backbone(backbone)
         set_bn_mode(self.backbone, bn_mode)
         if channels_last:

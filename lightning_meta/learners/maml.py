@@ -39,7 +39,7 @@ class MAML(MetaLearner):
 
     def __init__(
         self,
-        backbone: nn.Module | Mapping,
+        backbone: nn.Module | Mapping | None = None,
         lr: float = 1e-3,
         inner_lr: float = 0.4,
         inner_steps: int = 1,

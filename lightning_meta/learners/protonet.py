@@ -23,7 +23,7 @@ class ProtoNet(MetaLearner):
 
     def __init__(
         self,
-        backbone: nn.Module | Mapping,
+        backbone: nn.Module | Mapping | None = None,
         lr: float = 1e-3,
         distance: str = "euclidean",
         cosine_scale: float = 10.0,

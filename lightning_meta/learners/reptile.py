@@ -34,7 +34,7 @@ class Reptile(MetaLearner):
 
     def __init__(
         self,
-        backbone: nn.Module | Mapping,
+        backbone: nn.Module | Mapping | None = None,
         lr: float = 1.0,
         inner_lr: float = 1e-3,
         inner_steps: int = 5,

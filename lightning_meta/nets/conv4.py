@@ -52,6 +52,9 @@ class Conv4(nn.Module):
                 f"Conv4 with downsample={downsample} cannot take {image_size} px images: four 2x downsamplings "
                 "leave no pixels. Fix: use images of at least 16 px (image.size) or downsample=stride."
             )
+        # What MetaLearner records in hparams, so that load_from_checkpoint rebuilds a learner given this module.
+        self.init_args = {"in_channels": in_channels, "out_features": out_features, "hidden": hidden,
+                          "downsample": downsample, "image_size": image_size, "embedding": embedding}
         self.downsample, self.embedding = downsample, embedding
         self.features = nn.Sequential(*[_block(in_channels if i == 0 else hidden, hidden, downsample) for i in range(4)])
         self.embedding_dim = hidden if embedding == "mean" else hidden * side * side

@@ -32,6 +32,8 @@ class ResNet12(nn.Module):
 
     def __init__(self, in_channels: int = 3, out_features: int | None = None, channels: Sequence[int] = (64, 160, 320, 640), **_) -> None:
         super().__init__()
+        # What MetaLearner records in hparams, so that load_from_checkpoint rebuilds a learner given this module.
+        self.init_args = {"in_channels": in_channels, "out_features": out_features, "channels": list(channels)}
         widths = [in_channels, *channels]
         self.features = nn.Sequential(*[_Block(widths[i], widths[i + 1]) for i in range(len(channels))])
         self.embedding_dim = widths[-1]

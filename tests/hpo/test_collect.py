@@ -16,7 +16,7 @@ from lightning_meta.hpo.pool import ExperiencePool
 from lightning_meta.hpo.space import SearchSpace
 from lightning_meta.hpo.tasks import AlphabetDataModule, SmallCNN, alphabets
 
-SPACE = SearchSpace.from_yaml(Path(__file__).resolve().parents[2] / "lightning_meta/conf/hpo/default_space.yaml")
+SPACE = SearchSpace.from_yaml(Path(__file__).resolve().parents[2] / "conf/space/default.yaml")
 TASKS = ["Latin", "Japanese_(hiragana)"]
 LINE = re.compile(r"^(\d+)\s+(.*?)\s+predicted=(-?[\d.]+) ± ([\d.]+)$")
 

@@ -1,12 +1,16 @@
 """Resuming meta-training from a checkpoint reproduces the uninterrupted run (same episodes, same weights)."""
 
 import lightning as L
+import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lightning_meta.data import EpisodicDataModule
 from lightning_meta.learners import MAML, Reptile
 from lightning_meta.nets import Conv4
+
+# the resumed run writes into the folder of the interrupted one, as a resumed run does
+pytestmark = pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty")
 
 
 class StopAfter(L.Callback):

@@ -88,7 +88,7 @@ def test_weight_averaging_run_tests_the_averaged_weights_of_its_checkpoint(tmp_p
     # Lightning's WeightAveraging swaps the live weights back in when trainer.test loads a checkpoint after fit;
     # train.py must still test the average (the checkpoint's state_dict), as a fresh train=false run would.
     WeightProbe.tested.clear()
-    run(_cfg(tmp_path, *TINY, "data.train_episodes=8", "+trainer.limit_val_batches=0",
+    run(_cfg(tmp_path, *TINY, "data.train_episodes=8", "trainer.limit_val_batches=0",
              "callbacks.model_checkpoint.monitor=null", "callbacks.model_checkpoint.filename=final",
              "+callbacks.ema._target_=lightning.pytorch.callbacks.EMAWeightAveraging", "+callbacks.ema.decay=0.5",
              "+callbacks.probe._target_=tests.reliability.test_faults.WeightProbe"))
