@@ -8,7 +8,8 @@ tensors only for the few images an episode draws.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -20,7 +21,8 @@ class ClassImages:
     """A split's images as one uint8 tensor ``[total, C, H, W]`` plus the row range of each class.
 
     ``view(images, k)`` may derive a class from stored rows, e.g. Omniglot's rotations: stored
-    class ``c`` is served as ``views`` classes ``c * views + k``.
+    class ``c`` is served as ``views`` classes ``c * views + k``. ``preprocessing`` records how the loader
+    made the pixels (``preprocessing.describe``), so that a trained model can be given new images.
     """
 
     def __init__(
@@ -30,6 +32,7 @@ class ClassImages:
         class_names: Sequence[str],
         views: int = 1,
         view: Callable[[Tensor, int], Tensor] | None = None,
+        preprocessing: Mapping[str, Any] | None = None,
     ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise DataError(f"ClassImages expects a uint8 tensor [N, C, H, W], got {images.dtype} {tuple(images.shape)}.")
@@ -43,6 +46,7 @@ class ClassImages:
         self.class_names = list(class_names)
         self.views = views
         self.view = view
+        self.preprocessing = dict(preprocessing) if preprocessing is not None else None
 
     @property
     def num_classes(self) -> int:
@@ -79,4 +83,5 @@ class ClassImages:
             self.class_names + other.class_names,
             self.views,
             self.view,
+            self.preprocessing,
         )

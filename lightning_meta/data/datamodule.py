@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from torch.utils.data import DataLoader
@@ -96,6 +97,14 @@ class EpisodicDataModule(L.LightningDataModule):
     def input_shape(self) -> tuple[int, int, int]:
         self.setup()
         return self.classes["train"].input_shape
+
+    @property
+    def preprocessing(self) -> dict[str, Any] | None:
+        """How the data set made its pixels (``data.preprocessing.describe``): what a learner records in its
+        checkpoint so that ``predict_task`` can prepare new images the same way. None if the loader does not say."""
+        self.setup()
+        recorded = self.classes["train"].preprocessing
+        return dict(recorded) if recorded is not None else None
 
     def meta_features(self) -> dict[str, float]:
         """Facts about the task distribution, read by the hyperparameter mapping."""

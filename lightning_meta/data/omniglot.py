@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from lightning_meta.data.classes import ClassImages
-from lightning_meta.data.omniglot_zips import load_omniglot_zips, rotate, to_ink
+from lightning_meta.data.omniglot_zips import load_omniglot_zips, rotate
+from lightning_meta.data.preprocessing import describe, to_ink
 from lightning_meta.errors import DataError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -70,7 +71,8 @@ def _classes(images: Tensor, rows: list[int], names: list[str], views: int) -> C
     picked = images[torch.as_tensor(rows)]
     flat = picked.reshape(-1, 1, *picked.shape[-2:])
     view = rotate if views == 4 else None
-    return ClassImages(flat, [picked.shape[1]] * len(rows), names, views=views, view=view)
+    return ClassImages(flat, [picked.shape[1]] * len(rows), names, views=views, view=view,
+                       preprocessing=describe(picked.shape[-1], 1, "ink"))
 
 
 @functools.lru_cache(maxsize=2)

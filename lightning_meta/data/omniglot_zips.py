@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
 from lightning_meta.data.classes import ClassImages
 from lightning_meta.data.decoded_images import STAGES, StoredSplit, cached_splits, fingerprint
 from lightning_meta.data.download import download as fetch
+from lightning_meta.data.preprocessing import describe, to_ink
 from lightning_meta.errors import DataError
 
 _BASE = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python"
@@ -102,7 +102,8 @@ def _gather(parts: dict[str, StoredSplit], characters: dict, chars: list[str], n
         )
     blocks = [parts[p].images[o : o + n] for p, o, n in (characters[c] for c in chars)]
     images = torch.from_numpy(np.concatenate(blocks))
-    return ClassImages(images, [len(b) for b in blocks], names, views=views, view=rotate if views > 1 else None)
+    return ClassImages(images, [len(b) for b in blocks], names, views=views, view=rotate if views > 1 else None,
+                       preprocessing=describe(images.shape[-1], 1, "ink"))
 
 
 def _read_zip(path: Path, image_size: int) -> StoredSplit:
@@ -143,11 +144,3 @@ def _ink(drawings: list[np.ndarray], image_size: int) -> np.ndarray:
         drawings = [np.asarray(Image.fromarray(d).resize(drawings[0].shape[::-1], Image.Resampling.LANCZOS)) for d in drawings]
     return to_ink(torch.from_numpy(np.stack(drawings)[:, None]).float() / 255.0, image_size).numpy()
 
-
-def to_ink(background: Tensor, image_size: int) -> Tensor:
-    """Float images ``[N, 1, H, W]`` with background 1 to uint8 ``[N, 1, S, S]`` with ink 255, resized
-    with antialiased bilinear interpolation: the one conversion both Omniglot sources go through."""
-    x = 1.0 - background
-    if x.shape[-2:] != (image_size, image_size):
-        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
-    return x.mul_(255).round_().clamp_(0, 255).to(torch.uint8)
