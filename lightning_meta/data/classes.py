@@ -21,8 +21,9 @@ class ClassImages:
     """A split's images as one uint8 tensor ``[total, C, H, W]`` plus the row range of each class.
 
     ``view(images, k)`` may derive a class from stored rows, e.g. Omniglot's rotations: stored
-    class ``c`` is served as ``views`` classes ``c * views + k``. ``preprocessing`` records how the loader
-    made the pixels (``preprocessing.describe``), so that a trained model can be given new images.
+    class ``c`` is served as ``views`` classes ``c * views + k``. ``alphabets`` (one per served class, or
+    None) groups classes for within-alphabet episodes, e.g. Omniglot's alphabets. ``preprocessing`` records how
+    the loader made the pixels (``preprocessing.describe``), so that a trained model can be given new images.
     """
 
     def __init__(
@@ -33,6 +34,7 @@ class ClassImages:
         views: int = 1,
         view: Callable[[Tensor, int], Tensor] | None = None,
         preprocessing: Mapping[str, Any] | None = None,
+        alphabets: Sequence[str] | None = None,
     ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise DataError(f"ClassImages expects a uint8 tensor [N, C, H, W], got {images.dtype} {tuple(images.shape)}.")
@@ -40,6 +42,8 @@ class ClassImages:
             raise DataError(f"Class sizes add up to {sum(class_sizes)} but there are {images.shape[0]} images.")
         if len(class_names) != len(class_sizes) * views:
             raise DataError(f"{len(class_names)} class names for {len(class_sizes)} stored classes x {views} views.")
+        if alphabets is not None and len(alphabets) != len(class_names):
+            raise DataError(f"{len(alphabets)} alphabets for {len(class_names)} classes: give one per class.")
         self.images = images
         self.sizes = torch.as_tensor(list(class_sizes), dtype=torch.long)
         self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), self.sizes.cumsum(0)])
@@ -47,6 +51,7 @@ class ClassImages:
         self.views = views
         self.view = view
         self.preprocessing = dict(preprocessing) if preprocessing is not None else None
+        self.alphabets = list(alphabets) if alphabets is not None else None
 
     @property
     def num_classes(self) -> int:
@@ -84,4 +89,5 @@ class ClassImages:
             self.views,
             self.view,
             self.preprocessing,
+            self.alphabets + other.alphabets if self.alphabets is not None and other.alphabets is not None else None,
         )
