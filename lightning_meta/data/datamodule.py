@@ -2,8 +2,8 @@
 
 Each batch is a meta-batch of tasks: ``(support_x [B, N*K, C, H, W], support_y [B, N*K],
 query_x [B, N*Q, C, H, W], query_y [B, N*Q])``. Train, validation and test episodes have their
-own ways/shots/queries; validation and test episodes are fixed by the seed, training episodes
-change every epoch. Under DDP each rank gets ``meta_batch_size / world_size`` tasks per step, so
+own ways/shots/queries and ``within_alphabet`` (see ``episodes``); validation and test episodes are
+fixed by the seed, training episodes change every epoch. Under DDP each rank gets ``meta_batch_size / world_size`` tasks per step, so
 the global meta-batch stays what the config says.
 """
 
@@ -31,10 +31,11 @@ def _spec(value: EpisodeSpec | Mapping | None, fallback: EpisodeSpec | None = No
         return fallback
     if isinstance(value, EpisodeSpec):
         return value
-    unknown = set(value) - {"ways", "shots", "queries"}
+    unknown = set(value) - {"ways", "shots", "queries", "within_alphabet"}
     if unknown:
-        raise ConfigError(f"Unknown episode keys {sorted(unknown)}. Fix: use only ways, shots, queries.")
-    return EpisodeSpec(int(value["ways"]), int(value["shots"]), int(value.get("queries", 15)))
+        raise ConfigError(f"Unknown episode keys {sorted(unknown)}. Fix: use only ways, shots, queries, within_alphabet.")
+    return EpisodeSpec(int(value["ways"]), int(value["shots"]), int(value.get("queries", 15)),
+                       bool(value.get("within_alphabet", False)))
 
 
 class EpisodicDataModule(L.LightningDataModule):
