@@ -64,8 +64,8 @@ def check(preprocessing: Mapping) -> dict[str, Any]:
     known = (p.get("resize"), p.get("invert")) in CONVERSIONS.values() and not (p.get("invert") and p.get("channels") != 1)
     if (sorted(p) != sorted(KEYS) or p["version"] != VERSION or p["normalization"] != NORMALIZATION or not known
             or p["channels"] not in (1, 3) or not isinstance(p["image_size"], int) or p["image_size"] < 1):
-        raise ConfigError(f"Unknown preprocessing record {p}: not one lightning_meta {VERSION} writes. "
-                          "Fix: use a checkpoint written by this version of lightning_meta, or retrain.")
+        raise ConfigError(f"Unknown preprocessing record {p}: not one this lightning_meta writes (version {VERSION}, "
+                          "ink or photo conversion). Fix: use a checkpoint written by this version, or retrain.")
     return p
 
 

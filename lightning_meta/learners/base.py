@@ -130,6 +130,7 @@ class MetaLearner(L.LightningModule):
 
     # --- Lightning hooks ----------------------------------------------------------------------
     def on_fit_start(self) -> None:
+        """Takes the datamodule's preprocessing, so that every checkpoint can prepare raw images as in training."""
         recorded = getattr(self.trainer.datamodule, "preprocessing", None)
         if recorded is not None:
             self.preprocessing = dict(recorded)
