@@ -1,4 +1,4 @@
-"""The ``lightning-meta`` console command: ``train``, ``test``, ``collect`` and ``suggest``.
+"""The ``lightning-meta`` console command: ``train``, ``test``, ``predict``, ``collect`` and ``suggest``.
 
 ``train`` and ``test`` take the same Hydra overrides as ``python train.py`` and read the configs
 in ``conf/`` (shipped inside the wheel), so they work from any directory after ``pip install``.
@@ -16,6 +16,8 @@ USAGE = """usage: lightning-meta COMMAND [ARGS...]
 commands:
   train   [OVERRIDES...]   meta-train then test, e.g. `lightning-meta train model=maml data=omniglot`
   test    ckpt_path=PATH [OVERRIDES...]   evaluate a checkpoint on the fixed test episodes
+  predict ckpt_path=PATH support=DIR query=DIR   classify the images in DIR after learning from
+          support/CLASS/*.png (one sub-folder per class); prints `file<TAB>class<TAB>probability`
   collect [ARGS...]        run short real trainings and record them in the experience pool (--help)
   suggest [ARGS...]        propose hyperparameters for a task from a mapping (--help)
 
@@ -71,6 +73,10 @@ def main(argv: list[str] | None = None) -> None:
         if not any(a.startswith("ckpt_path=") for a in rest):
             sys.exit("lightning-meta test: give the checkpoint to evaluate, e.g. `lightning-meta test ckpt_path=logs/.../last.ckpt`.")
         _hydra_run(["train=false", "test=true", *rest])
+    elif command == "predict":
+        from lightning_meta.cli.predict import main as predict_main
+
+        predict_main(rest)
     elif command == "collect":
         from lightning_meta.hpo.collect import main as collect_main
 
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
 
         suggest_main(rest)
     else:
-        sys.exit(f"lightning-meta: unknown command '{command}'. Valid commands: train, test, collect, suggest (see --help).")
+        sys.exit(f"lightning-meta: unknown command '{command}'. Valid commands: train, test, predict, collect, suggest (see --help).")
 
 
 if __name__ == "__main__":

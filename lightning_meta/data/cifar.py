@@ -18,6 +18,7 @@ from lightning_meta.data.classes import ClassImages
 from lightning_meta.data.decoded_images import STAGES, StoredSplit, resize_array
 from lightning_meta.data.download import download as fetch
 from lightning_meta.data.download import extract
+from lightning_meta.data.preprocessing import describe
 from lightning_meta.errors import DataError
 
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
@@ -98,7 +99,7 @@ class _Cifar100:
             )
         rows = [np.flatnonzero(self.fine == index[c]) for c in classes]
         images = resize_array(self.images[np.concatenate(rows)], image_size)
-        return StoredSplit(images, [len(r) for r in rows], classes).to_class_images()
+        return StoredSplit(images, [len(r) for r in rows], classes).to_class_images(describe(image_size, 3, "photo"))
 
 
 def _unpickle(path: Path, keys: tuple[bytes, ...]) -> dict:

@@ -8,7 +8,8 @@ tensors only for the few images an episode draws.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -20,7 +21,9 @@ class ClassImages:
     """A split's images as one uint8 tensor ``[total, C, H, W]`` plus the row range of each class.
 
     ``view(images, k)`` may derive a class from stored rows, e.g. Omniglot's rotations: stored
-    class ``c`` is served as ``views`` classes ``c * views + k``.
+    class ``c`` is served as ``views`` classes ``c * views + k``. ``alphabets`` (one per served class, or
+    None) groups classes for within-alphabet episodes, e.g. Omniglot's alphabets. ``preprocessing`` records how
+    the loader made the pixels (``preprocessing.describe``), so that a trained model can be given new images.
     """
 
     def __init__(
@@ -30,6 +33,8 @@ class ClassImages:
         class_names: Sequence[str],
         views: int = 1,
         view: Callable[[Tensor, int], Tensor] | None = None,
+        preprocessing: Mapping[str, Any] | None = None,
+        alphabets: Sequence[str] | None = None,
     ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise DataError(f"ClassImages expects a uint8 tensor [N, C, H, W], got {images.dtype} {tuple(images.shape)}.")
@@ -37,12 +42,16 @@ class ClassImages:
             raise DataError(f"Class sizes add up to {sum(class_sizes)} but there are {images.shape[0]} images.")
         if len(class_names) != len(class_sizes) * views:
             raise DataError(f"{len(class_names)} class names for {len(class_sizes)} stored classes x {views} views.")
+        if alphabets is not None and len(alphabets) != len(class_names):
+            raise DataError(f"{len(alphabets)} alphabets for {len(class_names)} classes: give one per class.")
         self.images = images
         self.sizes = torch.as_tensor(list(class_sizes), dtype=torch.long)
         self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), self.sizes.cumsum(0)])
         self.class_names = list(class_names)
         self.views = views
         self.view = view
+        self.preprocessing = dict(preprocessing) if preprocessing is not None else None
+        self.alphabets = list(alphabets) if alphabets is not None else None
 
     @property
     def num_classes(self) -> int:
@@ -79,4 +88,6 @@ class ClassImages:
             self.class_names + other.class_names,
             self.views,
             self.view,
+            self.preprocessing,
+            self.alphabets + other.alphabets if self.alphabets is not None and other.alphabets is not None else None,
         )

@@ -2,8 +2,8 @@
 
 Each batch is a meta-batch of tasks: ``(support_x [B, N*K, C, H, W], support_y [B, N*K],
 query_x [B, N*Q, C, H, W], query_y [B, N*Q])``. Train, validation and test episodes have their
-own ways/shots/queries; validation and test episodes are fixed by the seed, training episodes
-change every epoch. Under DDP each rank gets ``meta_batch_size / world_size`` tasks per step, so
+own ways/shots/queries and ``within_alphabet`` (see ``episodes``); validation and test episodes are
+fixed by the seed, training episodes change every epoch. Under DDP each rank gets ``meta_batch_size / world_size`` tasks per step, so
 the global meta-batch stays what the config says.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from torch.utils.data import DataLoader
@@ -30,10 +31,11 @@ def _spec(value: EpisodeSpec | Mapping | None, fallback: EpisodeSpec | None = No
         return fallback
     if isinstance(value, EpisodeSpec):
         return value
-    unknown = set(value) - {"ways", "shots", "queries"}
+    unknown = set(value) - {"ways", "shots", "queries", "within_alphabet"}
     if unknown:
-        raise ConfigError(f"Unknown episode keys {sorted(unknown)}. Fix: use only ways, shots, queries.")
-    return EpisodeSpec(int(value["ways"]), int(value["shots"]), int(value.get("queries", 15)))
+        raise ConfigError(f"Unknown episode keys {sorted(unknown)}. Fix: use only ways, shots, queries, within_alphabet.")
+    return EpisodeSpec(int(value["ways"]), int(value["shots"]), int(value.get("queries", 15)),
+                       bool(value.get("within_alphabet", False)))
 
 
 class EpisodicDataModule(L.LightningDataModule):
@@ -96,6 +98,14 @@ class EpisodicDataModule(L.LightningDataModule):
     def input_shape(self) -> tuple[int, int, int]:
         self.setup()
         return self.classes["train"].input_shape
+
+    @property
+    def preprocessing(self) -> dict[str, Any] | None:
+        """How the data set made its pixels (``data.preprocessing.describe``): what a learner records in its
+        checkpoint so that ``predict_task`` can prepare new images the same way. None if the loader does not say."""
+        self.setup()
+        recorded = self.classes["train"].preprocessing
+        return dict(recorded) if recorded is not None else None
 
     def meta_features(self) -> dict[str, float]:
         """Facts about the task distribution, read by the hyperparameter mapping."""

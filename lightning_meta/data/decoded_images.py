@@ -11,15 +11,16 @@ import os
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image
 
 from lightning_meta.data.classes import ClassImages
+from lightning_meta.data.preprocessing import photo_pixels
 from lightning_meta.errors import DataError
 
 STAGES = ("train", "val", "test")
@@ -32,21 +33,17 @@ class StoredSplit(NamedTuple):
     sizes: list[int]
     names: list[str]
 
-    def to_class_images(self) -> ClassImages:
-        return ClassImages(torch.from_numpy(self.images), self.sizes, self.names)
+    def to_class_images(self, preprocessing: Mapping[str, Any] | None = None) -> ClassImages:
+        return ClassImages(torch.from_numpy(self.images), self.sizes, self.names, preprocessing=preprocessing)
 
 
 def decode_image(source: str | Path, image_size: int, channels: int) -> np.ndarray:
-    """One image file as uint8 ``[channels, image_size, image_size]``, resized with antialiasing."""
+    """One image file as uint8 ``[channels, image_size, image_size]`` (``preprocessing.photo_pixels``)."""
     try:
         with Image.open(source) as img:
-            img = img.convert("RGB" if channels == 3 else "L")
-            if img.size != (image_size, image_size):
-                img = img.resize((image_size, image_size), Image.Resampling.LANCZOS)
-            arr = np.asarray(img, dtype=np.uint8)
+            return photo_pixels(img, image_size, channels)
     except (OSError, ValueError, SyntaxError) as e:
         raise DataError(f"Cannot read image {source}: {e}. The file is corrupted or not an image: replace or delete it.") from e
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
 def resize_array(images: np.ndarray, image_size: int) -> np.ndarray:

@@ -3,10 +3,16 @@
 An episode is a pure function of ``(seed, index)``: the same index gives the same task in any
 process, worker or rank. Evaluation uses indices ``0..n-1`` (a fixed set); training uses
 ``EpisodeSampler``, which hands out fresh indices every epoch.
+
+``within_alphabet`` episodes draw all their classes from one alphabet (``ClassImages.alphabets``), the
+protocol of Lake et al.'s 20-way one-shot runs on Omniglot: the episode's alphabet is drawn uniformly
+among those with at least ``ways`` classes, and alphabets with fewer are skipped (a 20-way episode cannot
+come from Tagalog's 17 characters); if no alphabet is large enough the episode shape is refused.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -21,11 +27,13 @@ from lightning_meta.errors import DataError
 
 @dataclass(frozen=True)
 class EpisodeSpec:
-    """Ways (classes per task), shots (support images per class) and queries (query images per class)."""
+    """Ways (classes per task), shots (support images per class) and queries (query images per class); with
+    ``within_alphabet`` all classes of a task come from one alphabet."""
 
     ways: int
     shots: int
     queries: int
+    within_alphabet: bool = False
 
     def check(self, classes: ClassImages, where: str) -> None:
         """Raises ``DataError`` if ``classes`` cannot serve this episode shape."""
@@ -42,6 +50,22 @@ class EpisodeSpec:
                 f"{where}: shots + queries = {self.shots} + {self.queries} = {need} images per class, but some "
                 f"classes have only {classes.min_samples}. Fix: make shots + queries <= {classes.min_samples}."
             )
+        if self.within_alphabet and classes.alphabets is None:
+            raise DataError(f"{where}: within_alphabet episodes need each class's alphabet, which this data set does "
+                            "not record. Fix: use Omniglot (data=omniglot or data=omniglot_lake) or within_alphabet=false.")
+        if self.within_alphabet and not alphabet_groups(classes, self.ways):
+            largest = max(Counter(classes.alphabets).values())
+            raise DataError(f"{where}: {self.ways}-way within-alphabet episodes need an alphabet of {self.ways} classes, "
+                            f"but the largest has {largest}. Fix: lower ways to <= {largest}, or within_alphabet=false.")
+
+
+def alphabet_groups(classes: ClassImages, ways: int) -> list[np.ndarray]:
+    """The class indices of each alphabet with at least ``ways`` classes, in order of first appearance;
+    smaller alphabets are skipped."""
+    members: dict[str, list[int]] = {}
+    for c, alphabet in enumerate(classes.alphabets or ()):
+        members.setdefault(alphabet, []).append(c)
+    return [np.asarray(ids) for ids in members.values() if len(ids) >= ways]
 
 
 class EpisodeDataset(Dataset):
@@ -56,6 +80,8 @@ class EpisodeDataset(Dataset):
         self.spec = spec
         self.num_episodes = num_episodes
         self.seed = tuple(seed) if isinstance(seed, (tuple, list)) else (int(seed),)
+        spec.check(classes, "EpisodeDataset")
+        self.alphabets = alphabet_groups(classes, spec.ways) if spec.within_alphabet else None
 
     def __len__(self) -> int:
         return self.num_episodes
@@ -63,7 +89,10 @@ class EpisodeDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         rng = np.random.default_rng([*self.seed, int(index)])
         n, k, q = self.spec.ways, self.spec.shots, self.spec.queries
-        chosen = rng.choice(self.classes.num_classes, size=n, replace=False)
+        if self.alphabets is None:
+            chosen = rng.choice(self.classes.num_classes, size=n, replace=False)
+        else:
+            chosen = rng.choice(self.alphabets[rng.integers(len(self.alphabets))], size=n, replace=False)
         support, query = [], []
         for c in chosen:
             idx = rng.choice(self.classes.num_samples(int(c)), size=k + q, replace=False)

@@ -19,6 +19,7 @@ from PIL import Image
 
 from lightning_meta.data.classes import ClassImages
 from lightning_meta.data.decoded_images import STAGES, StoredSplit, cached_splits, decode_image, fingerprint
+from lightning_meta.data.preprocessing import describe
 from lightning_meta.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
@@ -37,19 +38,19 @@ def load_folder(
     if channels not in (1, 3):
         raise ConfigError(f"channels={channels} is not supported: use 1 (grayscale) or 3 (RGB).")
     root = Path(root).expanduser()
-    files = _class_files(root)
+    files = class_files(root)
     stages = _split_classes(list(files), split, ratios, seed, root)
     all_files = [f for names in files.values() for f in names]
     key = fingerprint(all_files, "folder", image_size, channels, {s: stages[s] for s in STAGES})
     cache = root / f".lightning_meta_cache_folder_{image_size}_{channels}.npz"
     splits = cached_splits(cache, key, lambda: {s: _decode(files, stages[s], image_size, channels) for s in STAGES})
-    return {s: splits[s].to_class_images() for s in STAGES}
+    return {s: splits[s].to_class_images(describe(image_size, channels, "photo")) for s in STAGES}
 
 
-def _class_files(root: Path) -> dict[str, list[Path]]:
-    """Class name -> its image files (by suffix), classes and files in name order."""
+def class_files(root: Path, setting: str = "data.root") -> dict[str, list[Path]]:
+    """Class name -> its image files (by suffix), classes and files in name order; errors name ``setting``."""
     if not root.is_dir():
-        raise DataError(f"Image folder {root} does not exist. Set data.root to a folder holding one sub-folder of images per class.")
+        raise DataError(f"Image folder {root} does not exist. Set {setting} to a folder holding one sub-folder of images per class.")
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     if not classes:
         raise DataError(

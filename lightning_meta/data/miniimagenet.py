@@ -25,6 +25,7 @@ from lightning_meta.data.decoded_images import (
     fingerprint,
     resize_array,
 )
+from lightning_meta.data.preprocessing import describe
 from lightning_meta.errors import DataError
 
 PICKLE_NAME = "mini-imagenet-cache-{stage}.pkl"
@@ -66,7 +67,7 @@ def load_miniimagenet(root: str | Path, image_size: int = 84, download: bool = F
             f"test.csv) or the files {', '.join(p.name for p in pickles.values())} (missing: {', '.join(missing)}). "
             f"{HOW_TO_GET}"
         )
-    return {s: split.to_class_images() for s, split in splits.items()}
+    return {s: split.to_class_images(describe(image_size, 3, "photo")) for s, split in splits.items()}
 
 
 def _cache_path(root: Path, image_size: int) -> Path:

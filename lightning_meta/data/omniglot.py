@@ -3,7 +3,7 @@
 The package ships all 1623 characters x 20 drawings as two compressed boolean arrays
 (``assets/omniglot``, MIT license, source and sha256 in ``assets/omniglot/README.md``), so the
 default run needs no download. Images are inverted (ink = 1), resized with antialiasing and kept
-as uint8; the Vinyals split serves each character at 4 rotations as 4 classes.
+as uint8; what each stage serves (characters, rotations, alphabets) is ``omniglot_splits``'.
 """
 
 from __future__ import annotations
@@ -18,59 +18,58 @@ import torch
 from torch import Tensor
 
 from lightning_meta.data.classes import ClassImages
-from lightning_meta.data.omniglot_zips import load_omniglot_zips, rotate, to_ink
+from lightning_meta.data.omniglot_splits import StageCharacters, check_split, rotate, stage_characters
+from lightning_meta.data.omniglot_zips import load_omniglot_zips
+from lightning_meta.data.preprocessing import describe, to_ink
 from lightning_meta.errors import DataError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SHIPPED = ASSETS / "omniglot"
-SPLITS = ASSETS / "splits" / "omniglot_vinyals"
 SHA256 = {
     "images_background.npz": "8bf84167413cd00beacdce3fe582f780ab538d8dbef043a6d688f2527bbce199",
     "images_evaluation.npz": "0b84c7ffd94c4841c0040e529c86a82eaaccb986d8eadad5673f7991b7475276",
 }
-ROTATIONS = ("rot000", "rot090", "rot180", "rot270")
 
 
 def load_omniglot(
-    root: str | Path | None = None, image_size: int = 28, split: str = "vinyals", download: bool = False, **_
+    root: str | Path | None = None,
+    image_size: int = 28,
+    split: str = "vinyals",
+    download: bool = False,
+    rotations: bool = True,
+    val_alphabets: int = 5,
+    split_seed: int = 0,
+    **_,
 ) -> dict[str, ClassImages]:
     """Train/val/test classes of Omniglot. ``root`` holds the two ``.npz`` files (default: the shipped ones).
 
-    With ``download=True`` and no arrays in ``root``, the official PNG zips are fetched into
-    ``root`` and read instead (see ``omniglot_zips``).
+    ``split``, ``rotations`` and (Lake's split only) ``val_alphabets`` and ``split_seed`` are explained in
+    ``omniglot_splits``. With ``download=True`` and no arrays in ``root``, the official PNG zips are fetched
+    into ``root`` and read instead (see ``omniglot_zips``).
     """
-    if split not in ("vinyals", "lake"):
-        raise DataError(f"Unknown Omniglot split '{split}'. Fix: use split=vinyals or split=lake.")
+    check_split(split)
+    options = {"split": split, "rotations": rotations, "val_alphabets": val_alphabets, "split_seed": split_seed}
     folder = Path(root) if root is not None else SHIPPED
     if not all((folder / name).is_file() for name in SHA256):
         if download or any(folder.glob("images_*.zip")):
-            return load_omniglot_zips(folder, image_size=image_size, split=split, download=download)
+            return load_omniglot_zips(folder, image_size=image_size, download=download, **options)
         raise DataError(
             f"Omniglot arrays not found in {folder}: expected {', '.join(SHA256)}. Fix: leave data.root unset "
             "to use the arrays shipped with lightning_meta, put the official images_background.zip and "
             "images_evaluation.zip there, or set data.dataset_kwargs.download=true to fetch them."
         )
     images, names = _characters(str(folder), int(image_size))
-    if split == "lake":
-        background = [i for i, n in enumerate(names) if n.startswith("background/")]
-        evaluation = [i for i, n in enumerate(names) if n.startswith("evaluation/")]
-        stages = {"train": background, "val": evaluation, "test": evaluation}
-        return {s: _classes(images, rows, [names[r] for r in rows], views=1) for s, rows in stages.items()}
-    by_name = {n.split("/", 1)[1]: i for i, n in enumerate(names)}
-    out = {}
-    for stage in ("train", "val", "test"):
-        lines = (SPLITS / f"{stage}.txt").read_text().split()
-        chars = list(dict.fromkeys(line.rsplit("/", 1)[0] for line in lines))
-        rows = [by_name[c] for c in chars]
-        out[stage] = _classes(images, rows, [f"{c}/{r}" for c in chars for r in ROTATIONS], views=4)
-    return out
+    row = {n: i for i, n in enumerate(names)}
+    return {stage: _classes(images, [row[c] for c in chars.characters], chars)
+            for stage, chars in stage_characters(names, **options).items()}
 
 
-def _classes(images: Tensor, rows: list[int], names: list[str], views: int) -> ClassImages:
-    picked = images[torch.as_tensor(rows)]
+def _classes(images: Tensor, rows: list[int], chars: StageCharacters) -> ClassImages:
+    picked = images[torch.as_tensor(rows, dtype=torch.long)]
     flat = picked.reshape(-1, 1, *picked.shape[-2:])
-    view = rotate if views == 4 else None
-    return ClassImages(flat, [picked.shape[1]] * len(rows), names, views=views, view=view)
+    return ClassImages(flat, [picked.shape[1]] * len(rows), chars.class_names, views=chars.views,
+                       view=rotate if chars.views > 1 else None, preprocessing=describe(picked.shape[-1], 1, "ink"),
+                       alphabets=chars.alphabets)
 
 
 @functools.lru_cache(maxsize=2)

@@ -1,28 +1,26 @@
 """Omniglot read from Lake's official ``images_background.zip`` and ``images_evaluation.zip``.
 
 The package ships Omniglot as arrays; this reader serves users who hold (or want to download) the
-official PNG zips. Ink is 255 and background 0, as in the shipped arrays. Two splits: Vinyals'
-(1028/172/423 characters, each served as 4 classes rotated by 0/90/180/270 degrees) and Lake's
-(30 background alphabets to train, the 20 evaluation alphabets to validate and test). Class names
-and pixels are those of the shipped-array loader, ``omniglot.load_omniglot``.
+official PNG zips. Ink is 255 and background 0, as in the shipped arrays. The splits (Vinyals', Lake's)
+are ``omniglot_splits``'; class names, alphabets and pixels are those of the shipped-array loader,
+``omniglot.load_omniglot``.
 """
 
 from __future__ import annotations
 
 import re
 import zipfile
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
-from torch import Tensor
 
 from lightning_meta.data.classes import ClassImages
-from lightning_meta.data.decoded_images import STAGES, StoredSplit, cached_splits, fingerprint
+from lightning_meta.data.decoded_images import StoredSplit, cached_splits, fingerprint
 from lightning_meta.data.download import download as fetch
+from lightning_meta.data.omniglot_splits import StageCharacters, check_split, rotate, stage_characters
+from lightning_meta.data.preprocessing import describe, to_ink
 from lightning_meta.errors import DataError
 
 _BASE = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python"
@@ -32,20 +30,23 @@ ZIPS: dict[str, tuple[str, dict[str, str]]] = {
     "images_evaluation.zip": (f"{_BASE}/images_evaluation.zip", {"md5": "6b91aef0f799c5bb55b94e3f2daec811"}),
 }
 _PNG = re.compile(r"^[^/]+/([^/]+/character\d+)/\d+_\d+\.png$")
-ROTATIONS = ("rot000", "rot090", "rot180", "rot270")
-
-
-def rotate(images: Tensor, k: int) -> Tensor:
-    """View ``k`` of a character: its images rotated by ``k * 90`` degrees counterclockwise."""
-    return torch.rot90(images, k, dims=(-2, -1))
 
 
 def load_omniglot_zips(
-    root: str | Path, image_size: int = 28, split: str = "vinyals", download: bool = False, **_
+    root: str | Path,
+    image_size: int = 28,
+    split: str = "vinyals",
+    download: bool = False,
+    rotations: bool = True,
+    val_alphabets: int = 5,
+    split_seed: int = 0,
+    **_,
 ) -> dict[str, ClassImages]:
-    """Omniglot's three stages from the official zips in ``root``, images ``[1, image_size, image_size]``."""
-    if split not in ("vinyals", "lake"):
-        raise DataError(f"Unknown Omniglot split {split!r}: use split=vinyals (rotations, 1028/172/423) or split=lake.")
+    """Omniglot's three stages from the official zips in ``root``, images ``[1, image_size, image_size]``.
+
+    ``split``, ``rotations``, ``val_alphabets`` and ``split_seed`` as in ``omniglot.load_omniglot``.
+    """
+    check_split(split)
     root = Path(root).expanduser()
     paths = {name: root / name for name in ZIPS}
     if download:
@@ -66,43 +67,22 @@ def load_omniglot_zips(
         for part, stored in parts.items()
         for name, offset, size in zip(stored.names, np.cumsum([0, *stored.sizes[:-1]]), stored.sizes)
     }
-    if split == "lake":
-        background, evaluation = parts["background"].names, parts["evaluation"].names
-        stage_chars = {"train": background, "val": evaluation, "test": evaluation}
-        return {s: _gather(parts, characters, chars, chars, 1) for s, chars in stage_chars.items()}
-    by_char = {name.split("/", 1)[1]: name for name in characters}
-    out = {}
-    for stage in STAGES:
-        lines = _vinyals(stage)
-        chars = [line.rsplit("/", 1)[0] for line in lines[:: len(ROTATIONS)]]
-        out[stage] = _gather(parts, characters, [by_char.get(c, c) for c in chars], lines, len(ROTATIONS))
-    return out
+    stages = stage_characters(list(characters), split, rotations, val_alphabets, split_seed)
+    return {stage: _gather(parts, characters, chars) for stage, chars in stages.items()}
 
 
-def _vinyals(stage: str) -> list[str]:
-    path = Path(str(resources.files("lightning_meta") / "assets" / "splits" / "omniglot_vinyals" / f"{stage}.txt"))
-    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    for i in range(0, len(lines), len(ROTATIONS)):
-        group = lines[i : i + len(ROTATIONS)]
-        char = group[0].rsplit("/", 1)[0]
-        if group != [f"{char}/{r}" for r in ROTATIONS]:
-            raise DataError(
-                f"{path} line {i + 1}: expected {char}/rot000..rot270 in order, got {group}. "
-                "The split file is corrupted: reinstall lightning_meta."
-            )
-    return lines
-
-
-def _gather(parts: dict[str, StoredSplit], characters: dict, chars: list[str], names: list[str], views: int) -> ClassImages:
-    absent = [c for c in chars if c not in characters]
+def _gather(parts: dict[str, StoredSplit], characters: dict, chars: StageCharacters) -> ClassImages:
+    absent = [c for c in chars.characters if c not in characters]
     if absent:
         raise DataError(
             f"{len(absent)} characters of the split are not in the Omniglot zips (first: {absent[0]}). The zips are "
             f"incomplete or not the official ones: delete them and pass download=True."
         )
-    blocks = [parts[p].images[o : o + n] for p, o, n in (characters[c] for c in chars)]
+    blocks = [parts[p].images[o : o + n] for p, o, n in (characters[c] for c in chars.characters)]
     images = torch.from_numpy(np.concatenate(blocks))
-    return ClassImages(images, [len(b) for b in blocks], names, views=views, view=rotate if views > 1 else None)
+    return ClassImages(images, [len(b) for b in blocks], chars.class_names, views=chars.views,
+                       view=rotate if chars.views > 1 else None, preprocessing=describe(images.shape[-1], 1, "ink"),
+                       alphabets=chars.alphabets)
 
 
 def _read_zip(path: Path, image_size: int) -> StoredSplit:
@@ -143,11 +123,3 @@ def _ink(drawings: list[np.ndarray], image_size: int) -> np.ndarray:
         drawings = [np.asarray(Image.fromarray(d).resize(drawings[0].shape[::-1], Image.Resampling.LANCZOS)) for d in drawings]
     return to_ink(torch.from_numpy(np.stack(drawings)[:, None]).float() / 255.0, image_size).numpy()
 
-
-def to_ink(background: Tensor, image_size: int) -> Tensor:
-    """Float images ``[N, 1, H, W]`` with background 1 to uint8 ``[N, 1, S, S]`` with ink 255, resized
-    with antialiased bilinear interpolation: the one conversion both Omniglot sources go through."""
-    x = 1.0 - background
-    if x.shape[-2:] != (image_size, image_size):
-        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
-    return x.mul_(255).round_().clamp_(0, 255).to(torch.uint8)

@@ -21,13 +21,14 @@ from lightning_meta.errors import ConfigError
 
 TRAIN_DRAWINGS = range(0, 14)
 VAL_DRAWINGS = range(14, 20)
-GROUPS = {"background": "train", "evaluation": "val"}  # Lake split: background = pool, evaluation = held out
+GROUPS = ("background", "evaluation")  # Lake's alphabet groups: background = pool, evaluation = held out
 
 
 def _split(group: str, image_size: int) -> ClassImages:
     if group not in GROUPS:
         raise ConfigError(f"Unknown alphabet group {group!r}: use 'background' (pool) or 'evaluation' (held out).")
-    return load_omniglot(split="lake", image_size=image_size)[GROUPS[group]]
+    lake = load_omniglot(split="lake", image_size=image_size, rotations=False)
+    return lake["train"].merged(lake["val"]) if group == "background" else lake["test"]
 
 
 def alphabets(group: str = "background", image_size: int = 28) -> list[str]:

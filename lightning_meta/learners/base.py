@@ -3,12 +3,13 @@
 Subclasses implement ``meta_loss`` (the training objective of one meta-batch) and
 ``adapt_and_predict`` (few-shot inference on one task). The base class runs the episodic
 train/val/test steps, accuracy via torchmetrics, the 95% confidence interval over the fixed
-test episodes, and the outer optimizer.
+test episodes, and the outer optimizer. It also records the data's preprocessing in its checkpoints,
+so that ``predict_task`` can classify raw images with the checkpoint alone (``prediction.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -19,7 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torchmetrics import CatMetric, MeanMetric
 
+from lightning_meta.data.preprocessing import ImageSource
 from lightning_meta.errors import ConfigError
+from lightning_meta.learners.prediction import CHECKPOINT_KEY, TaskPrediction, predict_task
 from lightning_meta.learners.schedules import SCHEDULES, outer_scheduler
 from lightning_meta.learners.task_threads import map_tasks
 
@@ -129,6 +132,9 @@ class MetaLearner(L.LightningModule):
         self.lr = lr
         self.task_threads = task_threads
         self.diverged = False
+        #: How the training images were made from raw ones (``data.preprocessing.describe``); set from the
+        #: datamodule when fitting starts, kept in checkpoints.
+        self.preprocessing: dict[str, Any] | None = None
         self.val_acc = MeanMetric()
         self.test_accs = CatMetric()
 
@@ -141,7 +147,32 @@ class MetaLearner(L.LightningModule):
         """Few-shot inference on one task: query logits ``[NQ, ways]`` after learning from the support set."""
         raise NotImplementedError
 
+    # --- prediction on raw images ----------------------------------------------------------
+    def predict_task(
+        self, support: Sequence[ImageSource], support_labels: Sequence[Hashable], query: Sequence[ImageSource]
+    ) -> TaskPrediction:
+        """Classifies ``query`` images after learning from the labelled ``support`` images, as in evaluation.
+
+        Images are file paths, PIL images or uint8 arrays (H x W or H x W x C), prepared as the training
+        images were (``self.preprocessing``); labels are any hashable class names and the predicted labels
+        are those names. The learner is put in evaluation mode (with gradients where it adapts with them)
+        and left in the mode it was in.
+        """
+        return predict_task(self, support, support_labels, query)
+
     # --- Lightning hooks ----------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        """Takes the datamodule's preprocessing, so that every checkpoint can prepare raw images as in training."""
+        recorded = getattr(self.trainer.datamodule, "preprocessing", None)
+        if recorded is not None:
+            self.preprocessing = dict(recorded)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = {"learner": type(self).__name__, "preprocessing": self.preprocessing}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.preprocessing = (checkpoint.get(CHECKPOINT_KEY) or {}).get("preprocessing")
+
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, acc = self.meta_loss(batch)
         # Every rank takes the same branch: a rank that skipped backward alone would leave the others waiting

@@ -116,11 +116,5 @@ def test_corrupted_omniglot_array_is_named_with_its_checksum(tmp_path):
         load_omniglot(tmp_path, image_size=20)
 
 
-def test_lake_split_uses_background_for_training_and_evaluation_for_testing(omniglot):
-    lake = load_omniglot(split="lake")
-    assert lake["train"].num_classes == 964 and lake["test"].num_classes == 659
-    assert all(n.startswith("background/") for n in lake["train"].class_names)
-
-
 def test_image_size_is_configurable():
     assert load_omniglot(image_size=14)["train"].input_shape == (1, 14, 14)
