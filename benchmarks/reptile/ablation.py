@@ -36,13 +36,14 @@ ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 
 # variant -> (anneal over the iterations run, new order per task, inner Adam state, config overrides)
+MEAN, FLAT = ["model.backbone.embedding=mean"], ["model.backbone.embedding=flatten"]
 VARIANTS = {
-    "former": (False, False, "fresh", []),
-    "anneal": (True, False, "fresh", []),
-    "order": (False, True, "fresh", []),
-    "carried": (False, False, "carried", []),
-    "fixed": (True, True, "carried", []),
-    "flatten": (True, True, "carried", ["+model.backbone.embedding=flatten"]),
+    "former": (False, False, "fresh", MEAN),
+    "anneal": (True, False, "fresh", MEAN),
+    "order": (False, True, "fresh", MEAN),
+    "carried": (False, False, "carried", MEAN),
+    "fixed": (True, True, "carried", MEAN),
+    "flatten": (True, True, "carried", FLAT),
 }
 
 

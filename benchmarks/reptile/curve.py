@@ -7,10 +7,11 @@ validation episodes (5-way 1-shot, 15 queries, 50 inner Adam steps on the whole 
 the current batch). The reference is learn2learn's Reptile example loop (``examples/vision/
 reptile_miniimagenet.py``: a deep-copied learner per task, ``torch.optim.Adam(betas=(0, 0.999))`` whose
 state is handed from task to task and to evaluation, mini-batches drawn with replacement) on its own
-``OmniglotCNN``, with the paper's anneal (the example's anneal formula leaves the rate constant).
+``OmniglotCNN`` (the mean of the last feature map, so its run uses ``model.backbone.embedding=mean`` for the
+shared initial weights), with the paper's anneal (the example's anneal formula leaves the rate constant).
 
     python -m benchmarks.reptile.curve --iterations 2000 --every 500          # about 20 min on 2 cores
-    python -m benchmarks.reptile.curve --who ours --label "ours, flattened head" --override +model.backbone.embedding=flatten
+    python -m benchmarks.reptile.curve --who ours --label "ours, mean head" --override model.backbone.embedding=mean
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def main() -> None:
     rows = json.loads(args.out.read_text()) if args.out.exists() else []
     for who in args.who:
         cfg = compose_preset(args.seed, args.val_episodes, args.task_threads if who == "ours" else 1,
-                             args.override if who == "ours" else [])
+                             args.override if who == "ours" else ["model.backbone.embedding=mean"])
         label = args.label if who == "ours" and args.label else who
         run = ours if who == "ours" else reference
         points, train_s = run(cfg, args.iterations, args.every)

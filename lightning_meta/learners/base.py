@@ -177,13 +177,16 @@ class MetaLearner(L.LightningModule):
         loss, acc = self.meta_loss(batch)
         # Every rank takes the same branch: a rank that skipped backward alone would leave the others waiting
         # in DDP's gradient all-reduce forever.
-        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True)
+        finite = bool(torch.isfinite(loss))
+        if self._trainer is not None:  # (the hyperparameter probe calls training_step without one)
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
         if not finite:
             # Stop cleanly instead of training on NaN weights; callbacks see the run as diverged.
             rank_zero_warn(f"Meta-training loss is not finite on some rank at step {self.global_step}: stopping "
                            "(diverged).")
             self.diverged = True
-            self.trainer.should_stop = True
+            if self._trainer is not None:
+                self.trainer.should_stop = True
             # A loss of 0 that reaches every weight: each rank runs the same backward (and DDP all-reduce) with
             # zero gradients, and optimizer_step then skips the update everywhere.
             return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
