@@ -22,7 +22,8 @@ from torchmetrics import CatMetric, MeanMetric
 
 from lightning_meta.data.preprocessing import ImageSource
 from lightning_meta.errors import ConfigError, DataError
-from lightning_meta.learners.prediction import CHECKPOINT_KEY, TaskPrediction, predict_task
+from lightning_meta.learners.checkpoint import CHECKPOINT_KEY, check_fits
+from lightning_meta.learners.prediction import TaskPrediction, predict_task
 from lightning_meta.learners.schedules import SCHEDULES, outer_scheduler
 from lightning_meta.learners.task_threads import map_tasks
 
@@ -209,9 +210,13 @@ class MetaLearner(L.LightningModule):
             self.preprocessing = dict(recorded)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CHECKPOINT_KEY] = {"learner": type(self).__name__, "preprocessing": self.preprocessing}
+        checkpoint[CHECKPOINT_KEY] = {"learner": type(self).__name__, "backbone": self.hparams.get("backbone"),
+                                      "preprocessing": self.preprocessing}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuses a checkpoint of another learner or backbone in one line (Lightning calls this before loading
+        the weights, in ``load_from_checkpoint`` and in ``Trainer.fit/test(ckpt_path=...)``)."""
+        check_fits(self, checkpoint)
         self.preprocessing = (checkpoint.get(CHECKPOINT_KEY) or {}).get("preprocessing")
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
