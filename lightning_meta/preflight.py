@@ -7,7 +7,6 @@ error deep inside the first training step, after data loading and compilation.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -16,8 +15,16 @@ from lightning_meta.errors import ConfigError
 
 
 def check_model_fits_data(model: nn.Module, datamodule) -> None:
-    """Raises ``ConfigError`` if the backbone cannot take the data's images or its head has the wrong width."""
+    """Raises ``ConfigError`` if the backbone cannot take the data's images, a trained learner (from a checkpoint)
+    was trained on images of another shape, or its head has the wrong width."""
     shape = tuple(datamodule.input_shape)
+    trained = getattr(model, "image_shape", None)
+    if trained is not None and tuple(trained) != shape:
+        dims = "x".join(map(str, trained)), "x".join(map(str, shape))
+        raise ConfigError(
+            f"The checkpoint's learner was trained on {dims[0]} images (C x H x W) but data "
+            f"'{getattr(datamodule, 'dataset', '?')}' gives {dims[1]}. Fix: test it on data prepared as in training "
+            f"(image.size={trained[1]}, image.channels={trained[0]}, or the data set it was trained on).")
     backbone = getattr(model, "backbone", model)
     was_training = backbone.training
     backbone.eval()
@@ -43,22 +50,6 @@ def check_model_fits_data(model: nn.Module, datamodule) -> None:
                     f"{spec.ways}-way. {type(model).__name__} adapts a fixed-width head: set data.{stage}.ways="
                     f"{width}, or the head width (model.backbone.out_features) to {spec.ways}."
                 )
-
-
-def check_checkpoint(path: str | None) -> None:
-    """Raises ``ConfigError`` naming ``path`` if it is missing or not a readable Lightning checkpoint."""
-    if not path or path in ("best", "last"):
-        return
-    if not Path(path).is_file():
-        raise ConfigError(f"Checkpoint {path} does not exist. Fix: give the path of a .ckpt file (ckpt_path=...).")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # truncated zip, garbage bytes, pickle errors: all mean an unusable file
-        raise ConfigError(f"Checkpoint {path} is corrupted or not a PyTorch checkpoint ({type(err).__name__}: {err}). "
-                          "Fix: use another checkpoint (e.g. last.ckpt of the run) or retrain.") from err
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise ConfigError(f"Checkpoint {path} has no 'state_dict': it is not a Lightning checkpoint. Fix: pass a .ckpt "
-                          "file written by lightning_meta's Trainer.")
 
 
 TOP_LEVEL_KEYS = frozenset({

@@ -50,8 +50,8 @@ VARIANTS = {
 class FormerOrderReptile(Reptile):
     """Reptile with the inner mini-batch order of the former code: seeded by the task's labels, not its place."""
 
-    def train_task(self, support_x, support_y, steps, seed=None):
-        return super().train_task(support_x, support_y, steps, None)
+    def train_task(self, support_x, support_y, steps, seed=None, ways=None):
+        return super().train_task(support_x, support_y, steps, None, ways)
 
 
 class StopAt(L.Callback):

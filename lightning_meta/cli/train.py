@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 
 import lightning as L
 from hydra.utils import instantiate
@@ -18,8 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_meta.cli.quiet import quiet_resumed_checkpoint_dir, quiet_third_party_warnings
 from lightning_meta.errors import LightningMetaError, TrainingDiverged
+from lightning_meta.learners.checkpoint import command_line, learner_for_checkpoint, read_checkpoint
 from lightning_meta.malloc import keep_freed_memory
-from lightning_meta.preflight import check_checkpoint, check_model_fits_data, check_top_level_keys
+from lightning_meta.preflight import check_model_fits_data, check_top_level_keys
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +33,29 @@ def _instantiate_dict(node: DictConfig | None) -> list:
     return [instantiate(child) for child in node.values() if isinstance(child, DictConfig) and "_target_" in child]
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
-    """Meta-trains and/or tests as ``cfg`` says; returns the final metrics (``test_acc``, ``test_acc_ci95``, ...)."""
+def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, float]:
+    """Meta-trains and/or tests as ``cfg`` says; returns the final metrics (``test_acc``, ``test_acc_ci95``, ...).
+
+    With a checkpoint file as ``ckpt_path`` the learner is the one it holds, built as it was trained, not as the
+    config's defaults say (``learners/checkpoint.py``); ``overrides`` (by default the Hydra job's command line) must
+    agree with it, but for the settings that may differ (``RUN_SETTINGS``).
+    """
     check_top_level_keys(cfg)
-    check_checkpoint(cfg.get("ckpt_path"))
+    ckpt_path = cfg.get("ckpt_path")
+    checkpoint = read_checkpoint(ckpt_path) if ckpt_path and ckpt_path not in ("best", "last") else None
     if cfg.get("keep_freed_memory", True):
         log.info("Keep freed CPU memory for reuse (glibc mallopt): %s", keep_freed_memory())
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit" if cfg.train else "test")
-    model = instantiate(cfg.model)
+    if checkpoint is None:
+        model = instantiate(cfg.model)
+    else:
+        model, notes = learner_for_checkpoint(cfg.model, checkpoint, ckpt_path,
+                                              command_line() if overrides is None else overrides)
+        if notes:
+            _say(f"Checkpoint {ckpt_path} rebuilds the learner it was trained with: {'; '.join(notes)}.")
     check_model_fits_data(model, datamodule)
 
     callbacks = _instantiate_dict(cfg.get("callbacks"))
@@ -51,9 +65,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     metrics: dict[str, float] = {}
-    ckpt_path = cfg.get("ckpt_path")
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         if getattr(model, "diverged", False):
             raise TrainingDiverged(
                 f"Meta-training diverged (a non-finite loss after {trainer.global_step} optimizer steps): nothing trained "
@@ -64,8 +77,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
         best = getattr(trainer.checkpoint_callback, "best_model_path", "")
         ckpt_path = "best" if best else None
         _drop_weight_averaging(trainer)
+    elif checkpoint is not None:
+        ckpt_path = None  # the learner holds the checkpoint's weights already: the Trainer has nothing to restore
     if cfg.test:
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics.update(results[0] if results else {})
         _report(metrics, model)
     return metrics
@@ -122,5 +137,10 @@ def _report(metrics: dict[str, float], model) -> None:
     bn = getattr(model.hparams, "bn_mode", None)
     suffix = f" (BatchNorm: {bn})" if bn else ""
     line = f"Test accuracy: {100 * metrics['test_acc']:.2f}% ± {100 * metrics.get('test_acc_ci95', float('nan')):.2f}% (95% CI){suffix}"
+    _say(line)
+
+
+def _say(line: str) -> None:
+    """A line for the log and the terminal: what the run measured, or what it did that the config did not say."""
     log.info(line)
     print(line, flush=True)

@@ -1,10 +1,11 @@
 """The experience pool: every training run's task, hyperparameters and outcome, in a real database.
 
 A SQLite file is the embedded default. It runs in WAL mode and every transaction starts with
-``BEGIN IMMEDIATE`` under a long busy timeout, so many writer processes queue for the write lock
+``BEGIN IMMEDIATE`` under a long busy timeout (``lock_timeout``), so many writer processes queue for the write lock
 instead of failing with "database is locked". Any other SQLAlchemy URL
 (``postgresql+psycopg://user@host/db``) serves many machines at once.
-``frame()`` turns the completed runs into the table every mapping is fit on.
+``frame()`` turns the completed runs into the table every mapping is fit on. A fault (locked, read-only,
+not a database, server down) is a ``PoolError`` that names it and its fix (``pool_faults.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from lightning_meta.errors import ConfigError, DataError, PoolError
+from lightning_meta.hpo.pool_faults import server_fault, sqlite_access_fault, sqlite_fault
 from lightning_meta.hpo.pool_schema import STATUSES, Base, Run
 
 _DIRECTIONS = {"maximize": "maximize", "max": "maximize", "minimize": "minimize", "min": "minimize"}
@@ -95,9 +97,14 @@ def _strip(column: str, prefix: str) -> str:
 
 
 class ExperiencePool:
-    """Runs of base learners stored through SQLAlchemy (``sqlite:///file.db`` or any server URL)."""
+    """Runs of base learners stored through SQLAlchemy (``sqlite:///file.db`` or any server URL).
 
-    def __init__(self, url: str = "sqlite:///experience.db", connect_timeout: float = 10.0) -> None:
+    ``connect_timeout`` is how long a database server has to answer; ``lock_timeout`` how long a SQLite write
+    waits for another process's write lock (writers queue for it) before the pool reports the file locked.
+    """
+
+    def __init__(self, url: str = "sqlite:///experience.db", connect_timeout: float = 10.0,
+                 lock_timeout: float = 120.0) -> None:
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -106,44 +113,57 @@ class ExperiencePool:
                 "or 'postgresql+psycopg://user@host/db'."
             ) from None
         self.url = parsed.render_as_string(hide_password=True)
+        self._parsed = parsed
         self._sqlite = parsed.get_backend_name() == "sqlite"
+        in_file = self._sqlite and parsed.database not in (None, "", ":memory:")
+        self._path = Path(parsed.database).expanduser() if in_file else None
+        self._connect_timeout, self._lock_timeout = connect_timeout, lock_timeout
         try:
-            self.engine = self._create_engine(parsed, connect_timeout)
+            self.engine = self._create_engine(parsed)
         except (NoSuchModuleError, ImportError) as error:
             raise PoolError(
                 f"Experience pool {self.url}: the database driver is not installed ({error}). "
                 "Install it, e.g. `pip install 'psycopg[binary]'` for postgresql+psycopg URLs."
             ) from None
         self._unit_of_work = sessionmaker(self.engine, expire_on_commit=False)
-        with self._guard("open"):
-            self._create_tables()
+        try:
+            with self._guard("open"):
+                self._create_tables()
+        except PoolError:
+            # A connection left open would keep what it opened: SQLite shares a file's read-only WAL index with
+            # every later connection of the process, so a pool opened once the fault is fixed would still fail.
+            self.engine.dispose()
+            raise
 
-    def _create_engine(self, url, connect_timeout: float) -> Engine:
+    def _create_engine(self, url) -> Engine:
         if not self._sqlite:
             connect_args = {}
             if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
-                connect_args["connect_timeout"] = max(1, int(math.ceil(connect_timeout)))
+                connect_args["connect_timeout"] = max(1, int(math.ceil(self._connect_timeout)))
             return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-        in_memory = url.database in (None, "", ":memory:")
-        if not in_memory:
-            folder = Path(url.database).expanduser().parent
+        if self._path is not None:
+            folder = self._path.parent
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as err:
                 raise PoolError(f"Cannot create the folder {folder} of the experience pool database ({err}). "
                                 "Fix: point the sqlite URL at a writable folder.") from err
+            fault = sqlite_access_fault(self._path)
+            if fault:
+                raise PoolError(f"Experience pool {self.url}: cannot open: {fault}")
         engine = create_engine(
             url,
-            connect_args={"timeout": 120.0, "check_same_thread": False},
-            poolclass=StaticPool if in_memory else None,
+            connect_args={"timeout": self._lock_timeout, "check_same_thread": False},
+            poolclass=StaticPool if self._path is None else None,
         )
+        in_file, busy_ms = self._path is not None, int(self._lock_timeout * 1000)
 
         @event.listens_for(engine, "connect")
         def _configure(dbapi_connection, _record) -> None:
             dbapi_connection.isolation_level = None  # transactions are begun below, not by the driver
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA busy_timeout = 120000")
-            if not in_memory:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            if in_file:
                 cursor.execute("PRAGMA journal_mode = WAL")
                 cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.close()
@@ -162,19 +182,15 @@ class ExperiencePool:
 
     @contextmanager
     def _guard(self, action: str) -> Iterator[None]:
-        """Turns driver errors into a PoolError naming the database and the fix."""
+        """Turns driver errors into a PoolError naming the database, the fault (``pool_faults``) and its fix."""
         try:
             yield
         except (SQLAlchemyError, sqlite3.Error) as error:
-            detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
             if self._sqlite:
-                fix = (
-                    "If the file is corrupted or not a SQLite database, move it away (a new pool is created) "
-                    "or point the pool at another file; if it is locked, stop the process holding it."
-                )
+                fault = sqlite_fault(self._path, error, self._lock_timeout)
             else:
-                fix = "Check that the server is running and reachable, and the URL's user, password and database."
-            raise PoolError(f"Experience pool {self.url}: cannot {action} ({detail}). {fix}") from None
+                fault = server_fault(self._parsed, error, self._connect_timeout)
+            raise PoolError(f"Experience pool {self.url}: cannot {action}: {fault}") from None
 
     @contextmanager
     def _transaction(self, action: str) -> Iterator[Session]:

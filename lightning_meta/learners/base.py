@@ -21,8 +21,9 @@ from torch import Tensor, nn
 from torchmetrics import CatMetric, MeanMetric
 
 from lightning_meta.data.preprocessing import ImageSource
-from lightning_meta.errors import ConfigError
-from lightning_meta.learners.prediction import CHECKPOINT_KEY, TaskPrediction, predict_task
+from lightning_meta.errors import ConfigError, DataError
+from lightning_meta.learners.checkpoint import CHECKPOINT_KEY, check_fits
+from lightning_meta.learners.prediction import TaskPrediction, predict_task
 from lightning_meta.learners.schedules import SCHEDULES, outer_scheduler
 from lightning_meta.learners.task_threads import map_tasks
 
@@ -144,8 +145,49 @@ class MetaLearner(L.LightningModule):
         raise NotImplementedError
 
     def adapt_and_predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
-        """Few-shot inference on one task: query logits ``[NQ, ways]`` after learning from the support set."""
+        """Few-shot inference on one task: query logits ``[NQ, ways]`` after learning from the support set.
+
+        Implementations start with ``check_task``: a bad support set raises ``DataError`` instead of NaN logits."""
         raise NotImplementedError
+
+    # --- what every task must satisfy --------------------------------------------------------
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """(C, H, W) of the images this learner was trained on, from its recorded preprocessing; None if unknown."""
+        p = self.preprocessing
+        return None if p is None else (p["channels"], p["image_size"], p["image_size"])
+
+    def check_task(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> int:
+        """Returns the number of ways N of one task, or raises ``DataError`` if its support labels are not the class
+        indices 0..N-1, each used, one per support image, or its images are not of the shape this learner takes.
+
+        Why: labels with a gap make ProtoNet average an empty class (NaN logits) and leave MAML a class it never
+        sees, with no error. It runs once per task in evaluation: shape tests and two small tensor ops, no loop.
+        """
+        if support_x.dim() != 4 or query_x.dim() != 4 or support_x.shape[1:] != query_x.shape[1:]:
+            raise DataError(f"Support images {tuple(support_x.shape)} and query images {tuple(query_x.shape)} must be "
+                            "[N, C, H, W] tensors with the same C, H, W. Fix: stack each set's images in one tensor.")
+        if self.image_shape is not None and tuple(support_x.shape[1:]) != self.image_shape:
+            raise DataError(f"{type(self).__name__} was trained on {_dims(self.image_shape)} images but the task's are "
+                            f"{_dims(support_x.shape[1:])}. Fix: prepare the images as in training (predict_task does).")
+        n = support_x.shape[0]
+        if n == 0 or support_y.dtype != torch.long or tuple(support_y.shape) != (n,):
+            raise DataError(f"Support labels must be one int64 class index per support image, got {support_y.dtype} of "
+                            f"shape {tuple(support_y.shape)} for {n} images. Fix: give labels 0..N-1 as a LongTensor.")
+        classes = torch.unique(support_y)  # sorted: exactly 0..N-1 when it starts at 0 and ends at N-1
+        first, last = classes[[0, -1]].tolist()
+        if first != 0 or last != classes.numel() - 1:
+            shown = classes[:12].tolist()
+            raise DataError(f"Support labels must be the class indices 0..N-1, each used at least once, got the "
+                            f"classes {shown}{' ...' if classes.numel() > 12 else ''}. Fix: number the task's N classes "
+                            "0..N-1 (torch.unique(labels, return_inverse=True)[1] does).")
+        return classes.numel()
+
+    def check_head(self, width: int, ways: int) -> None:
+        """Raises ``DataError`` if a fixed-width head (MAML, Reptile) does not have one output per way of the task."""
+        if width != ways:
+            raise DataError(f"{type(self).__name__} adapts a {width}-way head but the support set has {ways} classes. "
+                            f"Fix: give support sets of exactly {width} classes, or train a learner with a {ways}-way head.")
 
     # --- prediction on raw images ----------------------------------------------------------
     def predict_task(
@@ -168,9 +210,13 @@ class MetaLearner(L.LightningModule):
             self.preprocessing = dict(recorded)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CHECKPOINT_KEY] = {"learner": type(self).__name__, "preprocessing": self.preprocessing}
+        checkpoint[CHECKPOINT_KEY] = {"learner": type(self).__name__, "backbone": self.hparams.get("backbone"),
+                                      "preprocessing": self.preprocessing}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuses a checkpoint of another learner or backbone in one line (Lightning calls this before loading
+        the weights, in ``load_from_checkpoint`` and in ``Trainer.fit/test(ckpt_path=...)``)."""
+        check_fits(self, checkpoint)
         self.preprocessing = (checkpoint.get(CHECKPOINT_KEY) or {}).get("preprocessing")
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
@@ -277,6 +323,10 @@ def per_task_backward(module: nn.Module, task: TaskFn, tasks: int, threads: int 
     accs = [a for _, _, acs in parts for a in acs]
     surrogate = sum((p * g).sum() for p, g in zip(params, grads))
     return torch.stack(values).mean() + surrogate - surrogate.detach(), torch.stack(accs).mean()
+
+
+def _dims(shape: Sequence[int]) -> str:
+    return "x".join(str(d) for d in shape)
 
 
 def accuracy(logits: Tensor, target: Tensor) -> Tensor:

@@ -122,19 +122,24 @@ class MAML(MetaLearner):
     def _first_order_now(self) -> bool:
         return self.hparams.first_order or self.current_epoch < self.hparams.derivative_order_annealing
 
-    def adapt(self, support_x: Tensor, support_y: Tensor, steps: int, first_order: bool, detach: bool = False) -> list[Params]:
+    def adapt(self, support_x: Tensor, support_y: Tensor, steps: int, first_order: bool, detach: bool = False,
+              ways: int | None = None) -> list[Params]:
         """The adapted parameters after each of ``steps`` inner steps on the support set (the last is the result).
 
         First order: inner gradients are taken without a graph, so each adapted weight is its meta-weight
         minus a constant and the query gradient flows to the meta-weight unchanged (FOMAML). ``detach``
-        starts from copies (evaluation), so no graph reaches the meta-parameters at all.
+        starts from copies (evaluation), so no graph reaches the meta-parameters at all. With ``ways``, the
+        head's width is checked on the first logits, before the loss could index past them.
         """
         start = {n: p for n, p in self.backbone.named_parameters() if n in self.adapted_names}
         if detach:
             start = {n: p.detach().requires_grad_() for n, p in start.items()}
 
         def loss_fn(params: Params, step: int) -> Tensor:
-            return F.cross_entropy(self._logits(params, support_x, step), support_y)
+            logits = self._logits(params, support_x, step)
+            if ways is not None and step == 0:
+                self.check_head(logits.shape[-1], ways)
+            return F.cross_entropy(logits, support_y)
 
         return adapt(start, loss_fn, steps, self._lrs(), first_order, keep_all=True)
 
@@ -166,9 +171,10 @@ class MAML(MetaLearner):
         return per_task_backward(self, task, batch[0].shape[0], self.task_threads)
 
     def adapt_and_predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
+        ways = self.check_task(support_x, support_y, query_x)
         steps = self.inner_steps_eval
         with torch.no_grad():
             fs, fq = self._features(support_x), self._features(query_x)
-        params = self.adapt(fs, support_y, steps, first_order=True, detach=True)[-1]
+        params = self.adapt(fs, support_y, steps, first_order=True, detach=True, ways=ways)[-1]
         with torch.no_grad():
             return self._logits(params, fq, steps)

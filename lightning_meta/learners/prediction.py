@@ -7,7 +7,6 @@ images exactly as the training images were prepared, needing no datamodule.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +17,10 @@ from torch import Tensor
 
 from lightning_meta.data.preprocessing import ImageSource, prepare
 from lightning_meta.errors import ConfigError, DataError
+from lightning_meta.learners.checkpoint import CHECKPOINT_KEY, learner_class, read_checkpoint
 
 if TYPE_CHECKING:
     from lightning_meta.learners.base import MetaLearner
-
-CHECKPOINT_KEY = "lightning_meta"
-"""Checkpoint entry ``{"learner": class name, "preprocessing": dict or None}``, plain types only."""
 
 NO_PREPROCESSING_FIX = (
     "Fix: retrain with lightning_meta's Trainer and EpisodicDataModule (they record it), or set "
@@ -65,40 +62,18 @@ def predict_task(
             sx = prepare(support, learner.preprocessing).to(learner.device)
             qx = prepare(query, learner.preprocessing).to(learner.device)
             sy = torch.tensor([index[c] for c in support_labels], device=learner.device)
-            if learner.fixed_ways:
-                _check_head_width(learner, len(classes), torch.cat([sx, qx]))
             logits = learner.adapt_and_predict(sx, sy, qx).detach().float().cpu()
     finally:
         learner.train(was_training)
     return TaskPrediction([classes[i] for i in logits.argmax(-1).tolist()], logits.softmax(-1), logits, classes)
 
 
-def _check_head_width(learner: MetaLearner, ways: int, images: Tensor) -> None:
-    with torch.no_grad():
-        width = learner.backbone(images).shape[-1]
-    if width != ways:
-        raise DataError(f"{type(learner).__name__} adapts a {width}-way head but the support set has {ways} classes. "
-                        f"Fix: give support images of exactly {width} classes.")
-
-
 def load_learner(path: str | Path, map_location: str | torch.device = "cpu") -> MetaLearner:
     """The learner saved in checkpoint ``path``, of the class the checkpoint records, with its preprocessing."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Checkpoint {path} does not exist. Fix: give the path of a .ckpt file.")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, garbage bytes, objects that are not plain types: all unusable here
-        raise ConfigError(f"Checkpoint {path} cannot be read ({type(err).__name__}: {err}). "
-                          "Fix: use another checkpoint of the run (e.g. last.ckpt) or retrain.") from err
-    record = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
+    checkpoint = read_checkpoint(path)
+    record = checkpoint.get(CHECKPOINT_KEY)
     if not record or record.get("preprocessing") is None:
         raise ConfigError(f"Checkpoint {path} records no preprocessing, so raw images cannot be prepared as in "
                           f"training. {NO_PREPROCESSING_FIX}")
-    from lightning_meta.learners.base import MetaLearner
-
-    cls = getattr(importlib.import_module("lightning_meta.learners"), str(record.get("learner")), None)
-    if not (isinstance(cls, type) and issubclass(cls, MetaLearner)):
-        raise ConfigError(f"Checkpoint {path} names learner {record.get('learner')!r}, which lightning_meta does not have. "
-                          "Fix: load it with the lightning_meta version that wrote it.")
+    cls = learner_class(record.get("learner"), path)
     return cls.load_from_checkpoint(path, map_location=map_location, weights_only=True)

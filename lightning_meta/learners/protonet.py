@@ -41,9 +41,9 @@ class ProtoNet(MetaLearner):
             backbone, lr, weight_decay, lr_step_size, lr_gamma, bn_mode, channels_last, task_threads, lr_schedule
         )
 
-    def logits(self, support: Tensor, support_y: Tensor, query: Tensor) -> Tensor:
-        """Query logits from embeddings: negative distance to each class prototype."""
-        ways = int(support_y.max()) + 1
+    def logits(self, support: Tensor, support_y: Tensor, query: Tensor, ways: int | None = None) -> Tensor:
+        """Query logits from embeddings: negative distance to each class prototype (``ways`` saves a host sync)."""
+        ways = ways or int(support_y.max()) + 1
         prototypes = torch.zeros(ways, support.shape[-1], dtype=support.dtype, device=support.device)
         prototypes.index_add_(0, support_y, support)
         prototypes = prototypes / torch.bincount(support_y, minlength=ways).unsqueeze(1).to(support.dtype)
@@ -59,5 +59,6 @@ class ProtoNet(MetaLearner):
         return per_task_backward(self, task, batch[0].shape[0], self.task_threads)
 
     def adapt_and_predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
+        ways = self.check_task(support_x, support_y, query_x)
         z = self.backbone(torch.cat([support_x, query_x]))
-        return self.logits(z[: len(support_x)], support_y, z[len(support_x) :])
+        return self.logits(z[: len(support_x)], support_y, z[len(support_x) :], ways)

@@ -67,10 +67,11 @@ class Reptile(MetaLearner):
                              steps=int(self.inner_moments.steps))
 
     def train_task(self, support_x: Tensor, support_y: Tensor, steps: int, seed: int | None = None,
-                   ) -> tuple[Params, TaskOptimizer]:
+                   ways: int | None = None) -> tuple[Params, TaskOptimizer]:
         """Trains copies of the weights on one task's support set; returns them (no graph) and the optimizer.
 
         ``seed`` orders the inner mini-batches; without one (evaluation) the order is a function of the task.
+        With ``ways``, the head's width is checked on the first logits, before the loss could index past them.
         """
         params = {n: p.detach().clone().requires_grad_() for n, p in self.backbone.named_parameters()}
         tensors = list(params.values())
@@ -83,7 +84,10 @@ class Reptile(MetaLearner):
         with torch.enable_grad():
             for step in range(steps):
                 idx = order[(torch.arange(size) + step * size) % n]
-                loss = F.cross_entropy(forward(self.backbone, params, support_x[idx]), support_y[idx])
+                logits = forward(self.backbone, params, support_x[idx])
+                if ways is not None and step == 0:
+                    self.check_head(logits.shape[-1], ways)
+                loss = F.cross_entropy(logits, support_y[idx])
                 optimizer.step(torch.autograd.grad(loss, tensors))
         return {k: v.detach() for k, v in params.items()}, optimizer
 
@@ -121,7 +125,8 @@ class Reptile(MetaLearner):
         return loss, torch.stack([a for *_, accs in parts for a in accs]).mean()
 
     def adapt_and_predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
-        phi, _ = self.train_task(support_x, support_y, self.inner_steps_eval)
+        ways = self.check_task(support_x, support_y, query_x)
+        phi, _ = self.train_task(support_x, support_y, self.inner_steps_eval, ways=ways)
         with torch.no_grad():
             if self.hparams.transductive:
                 return forward(self.backbone, phi, query_x)
