@@ -164,9 +164,10 @@ class MetaLearner(L.LightningModule):
         Why: labels with a gap make ProtoNet average an empty class (NaN logits) and leave MAML a class it never
         sees, with no error. It runs once per task in evaluation: shape tests and two small tensor ops, no loop.
         """
-        if support_x.dim() != 4 or query_x.dim() != 4 or support_x.shape[1:] != query_x.shape[1:]:
-            raise DataError(f"Support images {tuple(support_x.shape)} and query images {tuple(query_x.shape)} must be "
-                            "[N, C, H, W] tensors with the same C, H, W. Fix: stack each set's images in one tensor.")
+        # Any backbone input goes ([N, C, H, W] images, [N, D] vectors, ...): support and query must agree past N.
+        if support_x.dim() < 2 or support_x.shape[1:] != query_x.shape[1:]:
+            raise DataError(f"Support inputs {tuple(support_x.shape)} and query inputs {tuple(query_x.shape)} must be "
+                            "[N, ...] tensors of one input shape. Fix: stack each set's inputs in one tensor.")
         if self.image_shape is not None and tuple(support_x.shape[1:]) != self.image_shape:
             raise DataError(f"{type(self).__name__} was trained on {_dims(self.image_shape)} images but the task's are "
                             f"{_dims(support_x.shape[1:])}. Fix: prepare the images as in training (predict_task does).")

@@ -74,7 +74,7 @@ def test_labels_that_are_not_one_int64_per_image_are_refused(name):
 def test_images_of_another_shape_than_the_learner_takes_are_refused(name):
     learner = _learner(name)
     sx, sy, qx = _task([0, 1, 2, 3, 4])
-    with pytest.raises(DataError, match=r"Support images \(5, 1, 28, 28\) and query images \(4, 1, 14, 14\) must be"):
+    with pytest.raises(DataError, match=r"Support inputs \(5, 1, 28, 28\) and query inputs \(4, 1, 14, 14\) must be"):
         _predict(learner, sx, sy, qx[:, :, :14, :14])
     learner.preprocessing = describe(28, 1, "ink")  # as training or a checkpoint records it
     with pytest.raises(DataError, match=r"was trained on 1x28x28 images but the task's are 1x32x32\. Fix: prepare"):
