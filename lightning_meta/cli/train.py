@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_meta.cli.quiet import quiet_resumed_checkpoint_dir, quiet_third_party_warnings
 from lightning_meta.errors import LightningMetaError, TrainingDiverged
+from lightning_meta.launch import check_launch
 from lightning_meta.malloc import keep_freed_memory
 from lightning_meta.preflight import check_checkpoint, check_model_fits_data, check_top_level_keys
 
@@ -34,6 +35,7 @@ def _instantiate_dict(node: DictConfig | None) -> list:
 def run(cfg: DictConfig) -> dict[str, float]:
     """Meta-trains and/or tests as ``cfg`` says; returns the final metrics (``test_acc``, ``test_acc_ci95``, ...)."""
     check_top_level_keys(cfg)
+    check_launch(cfg)
     check_checkpoint(cfg.get("ckpt_path"))
     if cfg.get("keep_freed_memory", True):
         log.info("Keep freed CPU memory for reuse (glibc mallopt): %s", keep_freed_memory())
