@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_meta.cli.quiet import quiet_resumed_checkpoint_dir, quiet_third_party_warnings
 from lightning_meta.errors import LightningMetaError, TrainingDiverged
+from lightning_meta.launch import check_launch
 from lightning_meta.learners.checkpoint import command_line, learner_for_checkpoint, read_checkpoint
 from lightning_meta.malloc import keep_freed_memory
 from lightning_meta.preflight import check_model_fits_data, check_top_level_keys
@@ -41,6 +42,7 @@ def run(cfg: DictConfig, overrides: Sequence[str] | None = None) -> dict[str, fl
     agree with it, but for the settings that may differ (``RUN_SETTINGS``).
     """
     check_top_level_keys(cfg)
+    check_launch(cfg)
     ckpt_path = cfg.get("ckpt_path")
     checkpoint = read_checkpoint(ckpt_path) if ckpt_path and ckpt_path not in ("best", "last") else None
     if cfg.get("keep_freed_memory", True):

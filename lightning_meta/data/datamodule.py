@@ -16,26 +16,26 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
+from lightning_meta.checks import NonNegativeInt, PositiveInt, check_arguments, checked
 from lightning_meta.data.classes import ClassImages
 from lightning_meta.data.episodes import EpisodeDataset, EpisodeSampler, EpisodeSpec
-from lightning_meta.data.registry import load_dataset
+from lightning_meta.data.registry import load_dataset, loader
 from lightning_meta.errors import ConfigError
 
 STAGE_SEEDS = {"train": 0, "val": 1, "test": 2}
 
 
-def _spec(value: EpisodeSpec | Mapping | None, fallback: EpisodeSpec | None = None) -> EpisodeSpec:
+def _spec(value: EpisodeSpec | Mapping | None, fallback: EpisodeSpec, stage: str) -> EpisodeSpec:
     if value is None:
-        if fallback is None:
-            raise ConfigError("Episode shape missing. Fix: give ways, shots and queries, e.g. {ways: 5, shots: 1, queries: 15}.")
         return fallback
     if isinstance(value, EpisodeSpec):
         return value
-    unknown = set(value) - {"ways", "shots", "queries", "within_alphabet"}
-    if unknown:
-        raise ConfigError(f"Unknown episode keys {sorted(unknown)}. Fix: use only ways, shots, queries, within_alphabet.")
-    return EpisodeSpec(int(value["ways"]), int(value["shots"]), int(value.get("queries", 15)),
-                       bool(value.get("within_alphabet", False)))
+    given = dict(value)
+    check_arguments(EpisodeSpec, given, "EpisodicDataModule", prefix=f"{stage}.")
+    if not {"ways", "shots"} <= set(given):
+        raise ConfigError(f"EpisodicDataModule got {stage}={given}, without ways or shots. Fix: give both, e.g. "
+                          f"{stage}: {{ways: 5, shots: 1, queries: 15}}.")
+    return EpisodeSpec(**{"queries": 15, **given})
 
 
 class EpisodicDataModule(L.LightningDataModule):
@@ -44,34 +44,41 @@ class EpisodicDataModule(L.LightningDataModule):
     ``trainval=True`` meta-trains on the train and validation classes together, the protocol of papers
     that report final numbers after model selection (ProtoNet's 1200 Omniglot characters); validation
     then sees training classes, so runs using it should not select checkpoints on it.
+    Every argument, ``dataset_kwargs`` included (against the data set's loader), is checked when it is built.
     """
 
+    @checked
     def __init__(
         self,
         dataset: str = "omniglot",
         root: str | Path | None = None,
-        dataset_kwargs: Mapping | None = None,
-        train: EpisodeSpec | Mapping | None = None,
-        val: EpisodeSpec | Mapping | None = None,
-        test: EpisodeSpec | Mapping | None = None,
-        meta_batch_size: int = 32,
-        eval_batch_size: int = 8,
-        train_episodes: int = 3200,
-        val_episodes: int = 200,
-        test_episodes: int = 1000,
-        num_workers: int = 0,
-        seed: int = 42,
+        dataset_kwargs: Mapping[str, Any] | None = None,
+        train: EpisodeSpec | Mapping[str, Any] | None = None,
+        val: EpisodeSpec | Mapping[str, Any] | None = None,
+        test: EpisodeSpec | Mapping[str, Any] | None = None,
+        meta_batch_size: PositiveInt = 32,
+        eval_batch_size: PositiveInt = 8,
+        train_episodes: PositiveInt = 3200,
+        val_episodes: PositiveInt = 200,
+        test_episodes: PositiveInt = 1000,
+        num_workers: NonNegativeInt = 0,
+        seed: NonNegativeInt = 42,
         trainval: bool = False,
     ) -> None:
         super().__init__()
         self.dataset = dataset
         self.root = root
         self.dataset_kwargs = dict(dataset_kwargs or {})
-        self.specs = {"train": _spec(train, EpisodeSpec(5, 1, 15))}
-        self.specs["test"] = _spec(test, self.specs["train"])
-        self.specs["val"] = _spec(val, self.specs["test"])
-        if min(meta_batch_size, eval_batch_size, train_episodes, val_episodes, test_episodes) < 1:
-            raise ConfigError("meta_batch_size, eval_batch_size and the episode counts must be >= 1.")
+        load = loader(dataset)
+        check_arguments(load, {"root": root}, "EpisodicDataModule")
+        check_arguments(load, self.dataset_kwargs, "EpisodicDataModule", prefix="dataset_kwargs.")
+        self.specs = {"train": _spec(train, EpisodeSpec(5, 1, 15), "train")}
+        self.specs["test"] = _spec(test, self.specs["train"], "test")
+        self.specs["val"] = _spec(val, self.specs["test"], "val")
+        for stage in ("test", "val"):  # test first: val inherits its shape
+            if self.specs[stage].queries < 1:
+                raise ConfigError(f"EpisodicDataModule got {stage}.queries=0 (val defaults to test, test to train), but "
+                                  f"evaluation measures accuracy on query images. Fix: set {stage}.queries >= 1 (e.g. 15).")
         self.meta_batch_size = meta_batch_size
         self.eval_batch_size = eval_batch_size
         self.episodes = {"train": train_episodes, "val": val_episodes, "test": test_episodes}

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
+from lightning_meta.checks import NonNegativeInt, PositiveInt, check_arguments
 from lightning_meta.data.classes import ClassImages
 from lightning_meta.errors import DataError
 
@@ -28,17 +29,18 @@ from lightning_meta.errors import DataError
 @dataclass(frozen=True)
 class EpisodeSpec:
     """Ways (classes per task), shots (support images per class) and queries (query images per class); with
-    ``within_alphabet`` all classes of a task come from one alphabet."""
+    ``within_alphabet`` all classes of a task come from one alphabet. Checked when built (``lightning_meta.checks``)."""
 
-    ways: int
-    shots: int
-    queries: int
+    ways: PositiveInt
+    shots: PositiveInt
+    queries: NonNegativeInt
     within_alphabet: bool = False
+
+    def __post_init__(self) -> None:
+        check_arguments(EpisodeSpec, {f.name: getattr(self, f.name) for f in fields(self)})
 
     def check(self, classes: ClassImages, where: str) -> None:
         """Raises ``DataError`` if ``classes`` cannot serve this episode shape."""
-        if min(self.ways, self.shots) < 1 or self.queries < 0:
-            raise DataError(f"{where}: ways and shots must be >= 1 and queries >= 0, got {self}.")
         if self.ways > classes.num_classes:
             raise DataError(
                 f"{where}: {self.ways}-way episodes need {self.ways} classes but the split has only "

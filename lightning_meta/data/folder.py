@@ -12,11 +12,13 @@ import os
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import yaml
 from PIL import Image
 
+from lightning_meta.checks import NonNegativeFloat, NonNegativeInt, PositiveInt, checked
 from lightning_meta.data.classes import ClassImages
 from lightning_meta.data.decoded_images import STAGES, StoredSplit, cached_splits, decode_image, fingerprint
 from lightning_meta.data.preprocessing import describe
@@ -25,18 +27,16 @@ from lightning_meta.errors import ConfigError, DataError
 IMAGE_SUFFIXES = frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
 
 
+@checked
 def load_folder(
     root: str | Path,
-    image_size: int = 84,
-    channels: int = 3,
+    image_size: PositiveInt = 84,
+    channels: Literal[1, 3] = 3,
     split: Mapping[str, Sequence[str]] | str | Path | None = None,
-    ratios: Sequence[float] = (0.64, 0.16, 0.20),
-    seed: int = 0,
-    **_,
+    ratios: Sequence[NonNegativeFloat] = (0.64, 0.16, 0.20),
+    seed: NonNegativeInt = 0,
 ) -> dict[str, ClassImages]:
     """The classes of ``root`` split into train/val/test, images ``[channels, image_size, image_size]``."""
-    if channels not in (1, 3):
-        raise ConfigError(f"channels={channels} is not supported: use 1 (grayscale) or 3 (RGB).")
     root = Path(root).expanduser()
     files = class_files(root)
     stages = _split_classes(list(files), split, ratios, seed, root)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lightning_meta.checks import PositiveInt, checked
 from lightning_meta.data.classes import ClassImages
 from lightning_meta.data.decoded_images import (
     STAGES,
@@ -43,7 +44,8 @@ def shipped_split_dir() -> Path:
     return Path(str(resources.files("lightning_meta") / "assets" / "splits" / "miniimagenet_ravi"))
 
 
-def load_miniimagenet(root: str | Path, image_size: int = 84, download: bool = False, **_) -> dict[str, ClassImages]:
+@checked
+def load_miniimagenet(root: str | Path, image_size: PositiveInt = 84, download: bool = False) -> dict[str, ClassImages]:
     """The three stages of miniImageNet found in ``root`` as uint8 RGB images of ``image_size``."""
     root = Path(root).expanduser()
     pickles = {s: root / PICKLE_NAME.format(stage=s) for s in STAGES}

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lightning_meta.checks import NonNegativeInt, PositiveInt, checked
 from lightning_meta.data.classes import ClassImages
-from lightning_meta.data.omniglot_splits import StageCharacters, check_split, rotate, stage_characters
+from lightning_meta.data.omniglot_splits import Split, StageCharacters, rotate, stage_characters
 from lightning_meta.data.omniglot_zips import load_omniglot_zips
 from lightning_meta.data.preprocessing import describe, to_ink
 from lightning_meta.errors import DataError
@@ -31,15 +32,15 @@ SHA256 = {
 }
 
 
+@checked
 def load_omniglot(
     root: str | Path | None = None,
-    image_size: int = 28,
-    split: str = "vinyals",
+    image_size: PositiveInt = 28,
+    split: Split = "vinyals",
     download: bool = False,
     rotations: bool = True,
-    val_alphabets: int = 5,
-    split_seed: int = 0,
-    **_,
+    val_alphabets: PositiveInt = 5,
+    split_seed: NonNegativeInt = 0,
 ) -> dict[str, ClassImages]:
     """Train/val/test classes of Omniglot. ``root`` holds the two ``.npz`` files (default: the shipped ones).
 
@@ -47,7 +48,6 @@ def load_omniglot(
     ``omniglot_splits``. With ``download=True`` and no arrays in ``root``, the official PNG zips are fetched
     into ``root`` and read instead (see ``omniglot_zips``).
     """
-    check_split(split)
     options = {"split": split, "rotations": rotations, "val_alphabets": val_alphabets, "split_seed": split_seed}
     folder = Path(root) if root is not None else SHIPPED
     if not all((folder / name).is_file() for name in SHA256):

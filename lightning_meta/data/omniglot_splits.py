@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -32,6 +33,7 @@ from lightning_meta.errors import ConfigError, DataError
 
 ROTATIONS = ("rot000", "rot090", "rot180", "rot270")
 STAGES = ("train", "val", "test")
+Split = Literal["vinyals", "lake"]
 
 
 def rotate(images: Tensor, k: int) -> Tensor:
@@ -55,18 +57,10 @@ def alphabet_of(character: str) -> str:
     return parts[1] if parts[0] in ("background", "evaluation") else parts[0]
 
 
-def check_split(split: str) -> None:
-    """Raises ``DataError`` unless ``split`` is ``vinyals`` or ``lake``."""
-    if split not in ("vinyals", "lake"):
-        raise DataError(f"Unknown Omniglot split {split!r}. Fix: use split=vinyals (1028/172/423 characters x 4 "
-                        "rotations) or split=lake (background alphabets to train, evaluation alphabets to test).")
-
-
 def stage_characters(
-    names: Sequence[str], split: str, rotations: bool = True, val_alphabets: int = 5, split_seed: int = 0
+    names: Sequence[str], split: Split, rotations: bool = True, val_alphabets: int = 5, split_seed: int = 0
 ) -> dict[str, StageCharacters]:
     """The three stages of ``split`` over the characters ``names`` (``background/Alphabet/characterNN``)."""
-    check_split(split)
     if split == "vinyals":
         if not rotations:
             raise ConfigError("split=vinyals serves the 4 rotations its split files list. "

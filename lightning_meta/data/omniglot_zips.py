@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lightning_meta.checks import NonNegativeInt, PositiveInt, checked
 from lightning_meta.data.classes import ClassImages
 from lightning_meta.data.decoded_images import StoredSplit, cached_splits, fingerprint
 from lightning_meta.data.download import download as fetch
-from lightning_meta.data.omniglot_splits import StageCharacters, check_split, rotate, stage_characters
+from lightning_meta.data.omniglot_splits import Split, StageCharacters, rotate, stage_characters
 from lightning_meta.data.preprocessing import describe, to_ink
 from lightning_meta.errors import DataError
 
@@ -32,21 +33,20 @@ ZIPS: dict[str, tuple[str, dict[str, str]]] = {
 _PNG = re.compile(r"^[^/]+/([^/]+/character\d+)/\d+_\d+\.png$")
 
 
+@checked
 def load_omniglot_zips(
     root: str | Path,
-    image_size: int = 28,
-    split: str = "vinyals",
+    image_size: PositiveInt = 28,
+    split: Split = "vinyals",
     download: bool = False,
     rotations: bool = True,
-    val_alphabets: int = 5,
-    split_seed: int = 0,
-    **_,
+    val_alphabets: PositiveInt = 5,
+    split_seed: NonNegativeInt = 0,
 ) -> dict[str, ClassImages]:
     """Omniglot's three stages from the official zips in ``root``, images ``[1, image_size, image_size]``.
 
     ``split``, ``rotations``, ``val_alphabets`` and ``split_seed`` as in ``omniglot.load_omniglot``.
     """
-    check_split(split)
     root = Path(root).expanduser()
     paths = {name: root / name for name in ZIPS}
     if download:

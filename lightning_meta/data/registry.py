@@ -6,6 +6,7 @@ Loaders are imported on first use so that a run on Omniglot never imports PIL-he
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 
 from lightning_meta.data.classes import ClassImages
@@ -21,9 +22,14 @@ LOADERS = {
 }
 
 
+def loader(name: str) -> Callable[..., dict[str, ClassImages]]:
+    """The loader registered under ``name`` (imported, not called: nothing is read)."""
+    if name not in LOADERS:
+        raise ConfigError(f"Unknown dataset {name!r}. Fix: use one of {', '.join(sorted(LOADERS))}.")
+    module, func = LOADERS[name].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
 def load_dataset(name: str, root: str | Path | None, **kwargs) -> dict[str, ClassImages]:
     """Calls the loader registered under ``name``; returns ClassImages for "train", "val" and "test"."""
-    if name not in LOADERS:
-        raise ConfigError(f"Unknown dataset '{name}'. Fix: use one of {', '.join(sorted(LOADERS))}.")
-    module, func = LOADERS[name].split(":")
-    return getattr(importlib.import_module(module), func)(root, **kwargs)
+    return loader(name)(root, **kwargs)

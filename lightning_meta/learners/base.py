@@ -10,7 +10,7 @@ so that ``predict_task`` can classify raw images with the checkpoint alone (``pr
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_warn
@@ -20,11 +20,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torchmetrics import CatMetric, MeanMetric
 
+from lightning_meta.checks import NonNegativeFloat, PositiveFloat, PositiveInt, check_arguments
 from lightning_meta.data.preprocessing import ImageSource
 from lightning_meta.errors import ConfigError, DataError
 from lightning_meta.learners.checkpoint import CHECKPOINT_KEY, check_fits
 from lightning_meta.learners.prediction import TaskPrediction, predict_task
-from lightning_meta.learners.schedules import SCHEDULES, outer_scheduler
+from lightning_meta.learners.schedules import Schedule, outer_scheduler
 from lightning_meta.learners.task_threads import map_tasks
 
 Batch = tuple[Tensor, Tensor, Tensor, Tensor]
@@ -68,12 +69,13 @@ def backbone_hparam(backbone: nn.Module) -> dict[str, Any]:
     return {_UNRECORDED: name}
 
 
-def set_bn_mode(module: nn.Module, mode: str) -> None:
+BnMode = Literal["transductive", "running"]
+
+
+def set_bn_mode(module: nn.Module, mode: BnMode) -> None:
     """``transductive``: BatchNorm always normalises with the current batch (support or query set)
     and keeps no running statistics, as in the MAML reference code. ``running``: standard BatchNorm
     with running statistics used in eval mode (non-transductive)."""
-    if mode not in ("transductive", "running"):
-        raise ConfigError(f"bn_mode must be 'transductive' or 'running', got '{mode}'.")
     if mode == "running":
         return
     for m in module.modules():
@@ -89,33 +91,33 @@ class MetaLearner(L.LightningModule):
     fixed_ways: bool = False
     #: True when evaluation adapts with gradients, so inference mode must be off.
     needs_grad_in_eval: bool = True
+    #: True when the training loss is measured on query images (MAML, ProtoNet), so training episodes need some.
+    trains_on_queries: bool = True
 
     def __init__(
         self,
         backbone: nn.Module | Mapping | None = None,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        lr_step_size: int | None = None,
-        lr_gamma: float = 0.5,
-        bn_mode: str = "transductive",
+        lr: PositiveFloat = 1e-3,
+        weight_decay: NonNegativeFloat = 0.0,
+        lr_step_size: PositiveInt | None = None,
+        lr_gamma: PositiveFloat = 0.5,
+        bn_mode: BnMode = "transductive",
         channels_last: bool = False,
-        task_threads: int = 1,
-        lr_schedule: str = "step",
+        task_threads: PositiveInt = 1,
+        lr_schedule: Schedule = "step",
     ) -> None:
-        if lr_schedule not in SCHEDULES:
-            raise ConfigError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got '{lr_schedule}'.")
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone"] if isinstance(backbone, nn.Module) else None)
+        # Every argument of every learner class, checked against its hint (lightning_meta/checks.py) before use.
+        check_arguments(type(self), {k: v for k, v in self.hparams.items() if k != "backbone"})
         if lr_schedule != "step" and lr_step_size:
             raise ConfigError(f"lr_schedule={lr_schedule} anneals over the whole run and takes no lr_step_size. "
                               "Fix: set lr_step_size=null, or lr_schedule=step.")
-        if task_threads < 1:
-            raise ConfigError(f"task_threads must be >= 1, got {task_threads}.")
         if task_threads > 1 and bn_mode == "running":
             raise ConfigError(
                 "task_threads > 1 runs tasks at once, and BatchNorm with bn_mode=running would update its running "
                 "statistics from several threads at once. Fix: bn_mode=transductive, or task_threads=1."
             )
-        super().__init__()
-        self.save_hyperparameters(ignore=["backbone"] if isinstance(backbone, nn.Module) else None)
         recorded = None
         if isinstance(backbone, DictConfig):  # plain containers keep checkpoints loadable with weights_only
             recorded = OmegaConf.to_container(backbone, resolve=True)
@@ -203,7 +205,21 @@ class MetaLearner(L.LightningModule):
         """
         return predict_task(self, support, support_labels, query)
 
+    @classmethod
+    def check_training_queries(cls, queries: int) -> None:
+        """Raises ``ConfigError`` if this learner's loss needs query images and the training episodes have none."""
+        if cls.trains_on_queries and queries < 1:
+            raise ConfigError(f"{cls.__name__} meta-trains on the query images of each episode, but data.train.queries="
+                              f"{queries}: its loss would be NaN. Fix: set data.train.queries >= 1 (e.g. 15); only "
+                              "Reptile can train on the support set alone.")
+
     # --- Lightning hooks ----------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Refuses, before the first step, training episodes without the query images the loss needs."""
+        spec = getattr(self.trainer.datamodule, "spec", None)
+        if stage == "fit" and spec is not None:
+            self.check_training_queries(spec("train").queries)
+
     def on_fit_start(self) -> None:
         """Takes the datamodule's preprocessing, so that every checkpoint can prepare raw images as in training."""
         recorded = getattr(self.trainer.datamodule, "preprocessing", None)

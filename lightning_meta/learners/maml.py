@@ -21,9 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lightning_meta.checks import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from lightning_meta.errors import ConfigError
-from lightning_meta.learners.base import Batch, MetaLearner, accuracy, per_task_backward
+from lightning_meta.learners.base import Batch, BnMode, MetaLearner, accuracy, per_task_backward
 from lightning_meta.learners.inner_loop import Params, adapt, forward
+from lightning_meta.learners.schedules import Schedule
 from lightning_meta.learners.task_batching import batched_maml_loss
 from lightning_meta.nets import Conv4
 
@@ -40,28 +42,26 @@ class MAML(MetaLearner):
     def __init__(
         self,
         backbone: nn.Module | Mapping | None = None,
-        lr: float = 1e-3,
-        inner_lr: float = 0.4,
-        inner_steps: int = 1,
-        inner_steps_eval: int | None = None,
+        lr: PositiveFloat = 1e-3,
+        inner_lr: PositiveFloat = 0.4,
+        inner_steps: PositiveInt = 1,
+        inner_steps_eval: PositiveInt | None = None,
         first_order: bool = False,
         learn_inner_lr: bool = False,
         multi_step_loss: bool = False,
-        msl_epochs: int = 10,
-        derivative_order_annealing: int = 0,
+        msl_epochs: NonNegativeInt = 10,
+        derivative_order_annealing: NonNegativeInt = 0,
         per_step_bn: bool = False,
         anil: bool = False,
         batch_tasks: bool = False,
-        weight_decay: float = 0.0,
-        lr_step_size: int | None = None,
-        lr_gamma: float = 0.5,
-        bn_mode: str = "transductive",
+        weight_decay: NonNegativeFloat = 0.0,
+        lr_step_size: PositiveInt | None = None,
+        lr_gamma: PositiveFloat = 0.5,
+        bn_mode: BnMode = "transductive",
         channels_last: bool = False,
-        task_threads: int = 1,
-        lr_schedule: str = "step",
+        task_threads: PositiveInt = 1,
+        lr_schedule: Schedule = "step",
     ) -> None:
-        if inner_steps < 1 or (inner_steps_eval is not None and inner_steps_eval < 1):
-            raise ConfigError("MAML needs inner_steps >= 1 and inner_steps_eval >= 1.")
         super().__init__(
             backbone, lr, weight_decay, lr_step_size, lr_gamma, bn_mode, channels_last, task_threads, lr_schedule
         )
@@ -78,6 +78,9 @@ class MAML(MetaLearner):
                               "choose one (set task_threads=1 or batch_tasks=false).")
         if anil and not hasattr(self.backbone, "head"):
             raise ConfigError("anil=True needs a backbone with a `head` module (the layer ANIL adapts).")
+        if anil and per_step_bn:
+            raise ConfigError("anil=True adapts the head alone, so per_step_bn=True (per-step BatchNorm of the adapted "
+                              "body) has nothing to act on. Fix: set per_step_bn=false, or anil=false.")
         named = dict(self.backbone.named_parameters())
         self.bn_names = {
             f"{m_name}.{p}" if m_name else p

@@ -7,13 +7,15 @@ ways can exceed test ways (the paper trains 60-way on Omniglot) and evaluation n
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lightning_meta.errors import ConfigError
-from lightning_meta.learners.base import Batch, MetaLearner, accuracy, per_task_backward
+from lightning_meta.checks import NonNegativeFloat, PositiveFloat, PositiveInt
+from lightning_meta.learners.base import Batch, BnMode, MetaLearner, accuracy, per_task_backward
+from lightning_meta.learners.schedules import Schedule
 
 
 class ProtoNet(MetaLearner):
@@ -24,19 +26,17 @@ class ProtoNet(MetaLearner):
     def __init__(
         self,
         backbone: nn.Module | Mapping | None = None,
-        lr: float = 1e-3,
-        distance: str = "euclidean",
-        cosine_scale: float = 10.0,
-        weight_decay: float = 0.0,
-        lr_step_size: int | None = None,
-        lr_gamma: float = 0.5,
-        bn_mode: str = "running",
+        lr: PositiveFloat = 1e-3,
+        distance: Literal["euclidean", "cosine"] = "euclidean",
+        cosine_scale: PositiveFloat = 10.0,
+        weight_decay: NonNegativeFloat = 0.0,
+        lr_step_size: PositiveInt | None = None,
+        lr_gamma: PositiveFloat = 0.5,
+        bn_mode: BnMode = "running",
         channels_last: bool = False,
-        task_threads: int = 1,
-        lr_schedule: str = "step",
+        task_threads: PositiveInt = 1,
+        lr_schedule: Schedule = "step",
     ) -> None:
-        if distance not in ("euclidean", "cosine"):
-            raise ConfigError(f"ProtoNet distance must be 'euclidean' or 'cosine', got '{distance}'.")
         super().__init__(
             backbone, lr, weight_decay, lr_step_size, lr_gamma, bn_mode, channels_last, task_threads, lr_schedule
         )

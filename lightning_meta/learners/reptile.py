@@ -14,15 +14,16 @@ task to task and into evaluation, as in the reference code (``inner_state``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lightning_meta.errors import ConfigError
-from lightning_meta.learners.base import Batch, MetaLearner, accuracy
+from lightning_meta.checks import PositiveFloat, PositiveInt
+from lightning_meta.learners.base import Batch, BnMode, MetaLearner, accuracy
 from lightning_meta.learners.inner_loop import Params, forward
+from lightning_meta.learners.schedules import Schedule
 from lightning_meta.learners.task_optimizer import CarriedMoments, TaskOptimizer
 from lightning_meta.learners.task_threads import map_tasks
 
@@ -31,27 +32,24 @@ class Reptile(MetaLearner):
     """Reptile with transductive (whole query set per forward) or non-transductive evaluation."""
 
     fixed_ways = True
+    trains_on_queries = False  # the meta-update comes from the support set; queries only measure accuracy
 
     def __init__(
         self,
         backbone: nn.Module | Mapping | None = None,
-        lr: float = 1.0,
-        inner_lr: float = 1e-3,
-        inner_steps: int = 5,
-        inner_steps_eval: int = 50,
-        inner_batch_size: int | None = None,
-        inner_optimizer: str = "adam",
-        inner_state: str = "carried",
+        lr: PositiveFloat = 1.0,
+        inner_lr: PositiveFloat = 1e-3,
+        inner_steps: PositiveInt = 5,
+        inner_steps_eval: PositiveInt = 50,
+        inner_batch_size: PositiveInt | None = None,
+        inner_optimizer: Literal["adam", "sgd"] = "adam",
+        inner_state: Literal["carried", "fresh"] = "carried",
         transductive: bool = True,
-        bn_mode: str = "transductive",
+        bn_mode: BnMode = "transductive",
         channels_last: bool = False,
-        task_threads: int = 1,
-        lr_schedule: str = "linear",
+        task_threads: PositiveInt = 1,
+        lr_schedule: Schedule = "linear",
     ) -> None:
-        if inner_optimizer not in ("adam", "sgd"):
-            raise ConfigError(f"Reptile inner_optimizer must be 'adam' or 'sgd', got '{inner_optimizer}'.")
-        if inner_state not in ("carried", "fresh"):
-            raise ConfigError(f"Reptile inner_state must be 'carried' or 'fresh', got '{inner_state}'.")
         super().__init__(backbone, lr, bn_mode=bn_mode, channels_last=channels_last, task_threads=task_threads,
                          lr_schedule=lr_schedule)
         self.inner_lr = inner_lr

@@ -11,6 +11,7 @@ the step rate of a shared 2-core VM drifted from 4.3 to 8 Reptile meta-iteration
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import lightning as L
 import torch
@@ -18,7 +19,8 @@ from lightning.pytorch.callbacks import Timer
 
 from lightning_meta.errors import ConfigError
 
-SCHEDULES = ("step", "cosine", "linear")
+Schedule = Literal["step", "cosine", "linear"]
+SCHEDULES = get_args(Schedule)
 
 
 def planned_steps(trainer: L.Trainer | None) -> float:

@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from lightning_meta.checks import PositiveInt, checked
 from lightning_meta.errors import ConfigError
 
 
@@ -29,21 +30,18 @@ def _block(cin: int, cout: int, downsample: str) -> nn.Sequential:
 class Conv4(nn.Module):
     """Four conv-BN-ReLU blocks, then a linear head (or none, for embeddings)."""
 
+    @checked
     def __init__(
         self,
-        in_channels: int = 1,
-        out_features: int | None = 5,
-        hidden: int = 64,
+        in_channels: PositiveInt = 1,
+        out_features: PositiveInt | None = 5,
+        hidden: PositiveInt = 64,
         downsample: Literal["stride", "pool"] = "stride",
-        image_size: int = 28,
+        image_size: PositiveInt = 28,
         embedding: Literal["mean", "flatten"] | None = None,
     ) -> None:
         super().__init__()
-        if downsample not in ("stride", "pool"):
-            raise ConfigError(f"Conv4 downsample must be 'stride' or 'pool', got '{downsample}'.")
         embedding = embedding or ("mean" if downsample == "stride" else "flatten")
-        if embedding not in ("mean", "flatten"):
-            raise ConfigError(f"Conv4 embedding must be 'mean' or 'flatten', got '{embedding}'.")
         side = image_size
         for _ in range(4):
             side = (side + 1) // 2 if downsample == "stride" else side // 2

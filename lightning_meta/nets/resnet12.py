@@ -6,9 +6,9 @@ channels 64-160-320-640 by default, global average pooling to a 640-d embedding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from torch import Tensor, nn
+
+from lightning_meta.checks import PositiveInt, PositiveInts, checked
 
 
 class _Block(nn.Module):
@@ -30,7 +30,9 @@ class _Block(nn.Module):
 class ResNet12(nn.Module):
     """ResNet-12 embedding network with an optional linear head."""
 
-    def __init__(self, in_channels: int = 3, out_features: int | None = None, channels: Sequence[int] = (64, 160, 320, 640), **_) -> None:
+    @checked
+    def __init__(self, in_channels: PositiveInt = 3, out_features: PositiveInt | None = None,
+                 channels: PositiveInts = (64, 160, 320, 640)) -> None:
         super().__init__()
         # What MetaLearner records in hparams, so that load_from_checkpoint rebuilds a learner given this module.
         self.init_args = {"in_channels": in_channels, "out_features": out_features, "channels": list(channels)}

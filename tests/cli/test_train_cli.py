@@ -133,4 +133,6 @@ def test_a_project_error_is_one_line_and_exit_status_1(tmp_path):
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "InstantiationException" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
-        "Error: lr_schedule must be one of step, cosine, linear, got 'exponential'.")
+        "Error: MAML got lr_schedule='exponential', but lr_schedule must be one of 'step', 'cosine', 'linear' (input "
+        "should be 'step', 'cosine' or 'linear'). Fix: set lr_schedule to one of 'step', 'cosine', 'linear', e.g. its "
+        "default 'step'.")

@@ -127,5 +127,5 @@ def test_bad_lake_options_name_the_fix():
         load_omniglot(split="lake", val_alphabets=30)
     with pytest.raises(ConfigError, match=r"split=vinyals serves the 4 rotations .*Fix: drop rotations=false"):
         load_omniglot(split="vinyals", rotations=False)
-    with pytest.raises(DataError, match=r"Unknown Omniglot split 'random'. Fix: use split=vinyals"):
+    with pytest.raises(ConfigError, match=r"split='random', but split must be one of 'vinyals', 'lake'"):
         load_omniglot(split="random")

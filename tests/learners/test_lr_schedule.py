@@ -71,7 +71,7 @@ def test_a_time_capped_run_ends_annealed(schedule):
 
 
 def test_bad_schedules_are_refused_with_the_fix():
-    with pytest.raises(ConfigError, match="step, cosine, linear"):
+    with pytest.raises(ConfigError, match="lr_schedule must be one of 'step', 'cosine', 'linear'"):
         ProtoNet(nn.Linear(4, 4), lr_schedule="exponential")
     with pytest.raises(ConfigError, match="lr_step_size=null"):
         ProtoNet(nn.Linear(4, 4), lr_schedule="cosine", lr_step_size=100)

@@ -115,7 +115,7 @@ def test_chunks_are_contiguous_near_equal_and_never_empty():
 def test_running_batchnorm_with_threads_is_refused_with_the_fix():
     with pytest.raises(ConfigError, match="bn_mode=transductive"):
         ProtoNet(_net(None), bn_mode="running", task_threads=2)
-    with pytest.raises(ConfigError, match="task_threads must be >= 1"):
+    with pytest.raises(ConfigError, match="task_threads must be an integer >= 1"):
         MAML(_net(), task_threads=0)
     with pytest.raises(ConfigError, match="choose one"):
         MAML(_net(), batch_tasks=True, task_threads=2)

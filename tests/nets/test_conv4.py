@@ -34,5 +34,5 @@ def test_strided_conv4_can_flatten_its_last_feature_map_like_the_reptile_referen
     assert net(x).shape == (3, 5)
     assert torch.equal(net.embed(x), torch.flatten(net.features(x), 1))
     assert Conv4(1, 5, downsample="stride").embedding_dim == 64  # the mean stays the default for stride
-    with pytest.raises(ConfigError, match="'mean' or 'flatten'"):
+    with pytest.raises(ConfigError, match="embedding must be one of 'mean', 'flatten' or null"):
         Conv4(1, 5, embedding="max")
