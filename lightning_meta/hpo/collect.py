@@ -1,12 +1,17 @@
-"""``lightning-meta collect``: real Lightning trainings over a task distribution, recorded in the pool.
+"""``lightning-meta collect``: real Lightning trainings over task families, recorded in the pool.
 
-The mapping can only be as good as its experience, so this command makes some: a Hydra multirun
-over ``alphabet x trial`` (config ``conf/collect.yaml``) trains ``SmallCNN`` on each Omniglot
-alphabet task with a seeded random configuration. Each run goes through the real
-``HyperparameterMapping`` callback, driven by a ``RandomSearch`` mapping, so the configuration is
-applied and the outcome recorded (task, features, params, final/best val_acc, curve, status,
-duration) exactly as in a user's fit; the features in the pool are therefore the ones the callback
-computes when it later proposes. ``--fit OUT`` then fits a mapping on the pool and saves it.
+The mapping can only be as good as its experience, so this command makes some: every task of the
+chosen families (``lightning_meta.hpo.families``: data x model x optimizer) is trained ``trials``
+times, trial ``t`` with draw ``t`` of a random search seeded by ``(seed, task)``. Each run goes
+through the real ``HyperparameterMapping`` callback, driven by a ``RandomSearch`` mapping, so the
+configuration is applied and the outcome recorded (task, features, params, final/best val_acc,
+curve, status, duration) exactly as in a user's fit: the features in the pool are the ones the
+callback computes when it later proposes.
+
+Jobs run in this process (``workers=1``) or in ``workers`` spawned processes writing to one pool;
+``shard=i/n`` takes every n-th job so several machines share the work on one PostgreSQL pool.
+A job whose configuration the pool already holds as complete or diverged is skipped, so an
+interrupted collection resumes where it stopped. ``--fit OUT`` fits a mapping on the pool.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import math
 import sys
 import time
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -28,18 +34,21 @@ from lightning_meta.hpo.mappings.base import Mapping
 from lightning_meta.hpo.space import SearchSpace
 
 DEFAULT_MAPPING = Path(__file__).resolve().parents[1] / "assets" / "mapping" / "default.mapping"
+DONE = ("complete", "diverged")  # outcomes a resumed collection keeps; failed and running runs are redone
 log = logging.getLogger(__name__)
 
 USAGE = f"""usage: lightning-meta collect [OVERRIDES...]
        lightning-meta collect --fit OUT [OVERRIDES...]
 
-Runs short real trainings of SmallCNN on Omniglot alphabet tasks (a Hydra multirun over
-alphabet x trial) and records each run in the experience pool. With --fit OUT, fits a mapping
-on the pool instead and saves it to OUT (the shipped default is {DEFAULT_MAPPING.name}).
+Trains every task of the task families `trials` times with seeded random configurations and
+records each run in the experience pool (resumable: runs already recorded are skipped). With
+--fit OUT, fits a mapping on the pool instead and saves it to OUT (the shipped default is
+{DEFAULT_MAPPING.name}).
 
-overrides (conf/collect.yaml): pool=URL alphabets=background|evaluation|[A,B] trials=N epochs=N
-  seed=N mapping=meta_surrogate|gbm|nearest_task|best_on_average space.lr.high=0.1 ...
-Hydra flags (--cfg job, hydra.sweep.dir=...) pass through.
+overrides (conf/collect.yaml): pool=URL families=all|[name,...] trials=N workers=N shard=I/N
+  seed=N probe=true|false mapping=meta_surrogate|gbm|nearest_task|best_on_average space.lr.high=0.1 ...
+families: omniglot_cnn_adam omniglot_resnet_sgd digits_mlp_sgd tabular_mlp_adamw mnist1d_cnn_adam
+  small_tables_mlp_adam
 """
 
 
@@ -76,59 +85,139 @@ def trial_config(space: SearchSpace, task: str, trial: int, seed: int = 0) -> di
     return space.sample(trial + 1, seed=stream)[trial]
 
 
-def resolve_alphabets(alphabets: Any, image_size: int = 28) -> list[str]:
-    """``background`` / ``evaluation`` (the group's alphabets) or a list of alphabet names, checked."""
-    from lightning_meta.hpo.tasks import GROUPS
-    from lightning_meta.hpo.tasks import alphabets as group_alphabets
+def resolve_families(families: Any) -> list[str]:
+    """``all`` or a list of family names, checked."""
+    from lightning_meta.hpo.families import FAMILIES
 
-    if isinstance(alphabets, str):
-        if alphabets not in GROUPS:
-            raise ConfigError(f"alphabets={alphabets!r} is invalid: give 'background', 'evaluation' or a list of names.")
-        return group_alphabets(alphabets, image_size)
-    names = [str(a) for a in alphabets]
-    known = set(group_alphabets("background", image_size)) | set(group_alphabets("evaluation", image_size))
-    unknown = [a for a in names if a not in known]
+    if isinstance(families, str):
+        if families != "all":
+            raise ConfigError(f"families={families!r} is invalid: give 'all' or a list, e.g. families=[digits_mlp_sgd].")
+        return list(FAMILIES)
+    names = [str(f) for f in families]
+    unknown = [f for f in names if f not in FAMILIES]
     if unknown or not names:
-        raise ConfigError(
-            f"alphabets={names!r}: {unknown or 'empty list'} not Omniglot alphabets; see "
-            "lightning_meta.hpo.tasks.alphabets('background') and alphabets('evaluation')."
-        )
+        raise ConfigError(f"families={names!r}: {unknown or 'empty list'} unknown; use some of {list(FAMILIES)}.")
     return names
 
 
-def run_trial(cfg: Any) -> float:
-    """One job of the sweep: trains SmallCNN on ``cfg.alphabet`` with configuration ``cfg.trial``.
+def parse_shard(shard: Any) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
+    index, sep, count = str(shard).partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or not 0 <= i < n:
+        raise ConfigError(f"shard={shard!r} is invalid: give I/N with 0 <= I < N, e.g. shard=0/2.")
+    return i, n
+
+
+def plan(cfg: Any) -> list[tuple[str, int]]:
+    """The ``(task, trial)`` jobs of this shard that the pool does not hold yet."""
+    from lightning_meta.hpo.families import all_tasks
+    from lightning_meta.hpo.pool import ExperiencePool
+
+    if int(cfg.trials) < 1:
+        raise ConfigError(f"trials={cfg.trials} is invalid: give trials >= 1.")
+    space = SearchSpace.from_dict(cfg.space)  # a bad space fails here, before any job starts
+    index, count = parse_shard(cfg.shard)
+    jobs = [(t.key, trial) for t in all_tasks(resolve_families(cfg.families)) for trial in range(int(cfg.trials))]
+    jobs = jobs[index::count]
+    with ExperiencePool(str(cfg.pool)) as pool:
+        frame = pool.frame(status=list(DONE))
+    done = set()
+    columns = [f"hp_{n}" for n in space.names]
+    if not frame.empty and set(columns) <= set(frame.columns):
+        for task, *values in frame[["task", *columns]].itertuples(index=False):
+            done.add((task, _key(space, dict(zip(space.names, values)))))
+    return [(task, trial) for task, trial in jobs
+            if (task, _key(space, trial_config(space, task, trial, int(cfg.seed)))) not in done]
+
+
+def _key(space: SearchSpace, config: dict[str, Any]) -> tuple:
+    """A configuration as a hashable key, rounded so values read back from the database match."""
+    return tuple(round(float(config[n]), 9) if not isinstance(config[n], str) else config[n] for n in space.names)
+
+
+def run_trial(task_key: str, trial: int, pool: str, space: dict, seed: int = 0, probe: bool = True) -> float:
+    """One job: trains ``task_key`` with configuration ``trial``, recorded through the callback.
 
     Returns the final ``val_acc`` (NaN when the run failed; the failure is recorded in the pool and
-    the sweep goes on).
+    the collection goes on).
     """
     import lightning.pytorch as pl
 
     from lightning_meta.hpo.callback import HyperparameterMapping
-    from lightning_meta.hpo.tasks import AlphabetDataModule, SmallCNN
+    from lightning_meta.hpo.families import task_by_key
 
-    if cfg.alphabet is None or cfg.trial is None:
-        raise ConfigError("A collect job needs alphabet= and trial=; run `lightning-meta collect`, which sets them.")
-    space = SearchSpace.from_dict(cfg.space)
-    search = RandomSearch(space, cfg.alphabet, int(cfg.trial), int(cfg.seed))
-    callback = HyperparameterMapping(mapping=search, pool=str(cfg.pool), task=str(cfg.alphabet))
-    pl.seed_everything(int(cfg.seed) + int(cfg.trial), verbose=False)
-    datamodule = AlphabetDataModule(cfg.alphabet, image_size=cfg.image_size, seed=int(cfg.seed) + int(cfg.trial))
-    model = SmallCNN(datamodule.num_classes, image_size=cfg.image_size)
+    task = task_by_key(task_key)
+    search = RandomSearch(SearchSpace.from_dict(space), task.key, int(trial), int(seed))
+    callback = HyperparameterMapping(mapping=search, pool=pool, task=task.key, probe=probe)
+    trial_seed = zlib.crc32(f"{seed}/{task.key}/{trial}".encode()) % (2**31)
+    pl.seed_everything(trial_seed, verbose=False)
+    model, datamodule = task.build(trial_seed)
     trainer = pl.Trainer(
-        max_epochs=int(cfg.epochs), accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-        enable_model_summary=False, enable_progress_bar=bool(cfg.progress_bar), callbacks=[callback],
-        num_sanity_val_steps=0,
+        max_epochs=task.epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        enable_model_summary=False, enable_progress_bar=False, callbacks=[callback], num_sanity_val_steps=0,
     )
     try:
         trainer.fit(model, datamodule=datamodule)
-    except Exception as error:  # recorded as failed by the callback; one bad run must not end the sweep
-        log.warning("%s trial %s failed: %s", cfg.alphabet, cfg.trial, error)
+    except Exception as error:  # recorded as failed by the callback; one bad run must not end the collection
+        log.warning("%s trial %s failed: %s", task.key, trial, error)
         return math.nan
     value = trainer.callback_metrics.get("val_acc")
-    score = float(value) if value is not None else math.nan
-    log.info("%s trial %s %s -> val_acc %.4f", cfg.alphabet, cfg.trial, callback.config, score)
-    return score
+    return float(value) if value is not None else math.nan
+
+
+def _worker_init() -> None:
+    """Each worker process trains on one thread, so ``workers`` processes share the cores."""
+    import torch
+
+    torch.set_num_threads(1)
+    _quiet()
+
+
+def _quiet() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning_meta.hpo.callback"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="lightning")
+
+
+def _job(args: tuple) -> tuple[str, int, float]:
+    task, trial, *rest = args
+    return task, trial, run_trial(task, trial, *rest)
+
+
+def collect(cfg: Any) -> int:
+    """Runs the jobs ``plan`` gives (in ``cfg.workers`` processes) with a progress bar; returns how many ran."""
+    import multiprocessing
+
+    from omegaconf import OmegaConf
+    from tqdm import tqdm
+
+    jobs = plan(cfg)
+    workers = int(cfg.workers)
+    if workers < 1:
+        raise ConfigError(f"workers={workers} is invalid: give workers >= 1.")
+    space = OmegaConf.to_container(cfg.space, resolve=True)
+    args = [(task, trial, str(cfg.pool), space, int(cfg.seed), bool(cfg.probe)) for task, trial in jobs]
+    bar = tqdm(total=len(args), desc="collect", unit="run", disable=not bool(cfg.progress_bar))
+    if workers == 1:
+        _quiet()
+        results = map(_job, args)
+    else:
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init)
+        results = pool.imap_unordered(_job, args)
+    try:
+        for task, trial, value in results:
+            bar.set_postfix_str(f"{task} #{trial} val_acc={value:.3f}", refresh=False)
+            bar.update()
+    finally:
+        bar.close()
+        if workers > 1:
+            pool.close()
+            pool.join()
+    return len(args)
 
 
 def fit_mapping(pool_url: str, space: SearchSpace, out: str | Path, kind: str = "meta_surrogate") -> Mapping:
@@ -154,33 +243,6 @@ def _compose(overrides: list[str]):
         return compose(config_name="collect", overrides=overrides)
 
 
-def _quote(name: str) -> str:
-    return "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _sweep(argv: list[str]) -> None:
-    import hydra
-
-    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
-    cfg = _compose(overrides)
-    names = resolve_alphabets(cfg.alphabets, int(cfg.image_size))
-    if int(cfg.trials) < 1:
-        raise ConfigError(f"trials={cfg.trials} is invalid: give trials >= 1.")
-    SearchSpace.from_dict(cfg.space)  # a bad space fails here, before any job starts
-    sweep = [f"alphabet={','.join(_quote(n) for n in names)}", f"trial=range(0,{int(cfg.trials)})"]
-
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="collect")
-    def _job(job_cfg) -> float:
-        return run_trial(job_cfg)
-
-    argv0 = sys.argv
-    sys.argv = ["lightning-meta collect", "--multirun", *argv, *sweep]
-    try:
-        _job()
-    finally:
-        sys.argv = argv0
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry of ``lightning-meta collect`` (see ``USAGE``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -188,7 +250,9 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     if "--fit" not in argv:
-        _sweep(argv)
+        started = time.perf_counter()
+        ran = collect(_compose([a for a in argv if "=" in a]))
+        print(f"collected {ran} runs in {time.perf_counter() - started:.0f} s")
         return
     at = argv.index("--fit")
     if at + 1 >= len(argv) or "=" in argv[at + 1] or argv[at + 1].startswith("-"):

@@ -1,7 +1,8 @@
 """Task meta-features: what the mapping knows about a new task before choosing its hyperparameters.
 
 ``task_features`` reads cheap facts that already exist (parameter count, class count, input shape,
-data set size); it never builds a dataloader. A datamodule may state its own facts through the
+data set size, batch size, the optimizer family ``configure_optimizers`` builds); it never builds a
+dataloader or takes a step. A datamodule may state its own facts through the
 protocol ``meta_features() -> dict[str, float]``, which overrides what is read from attributes.
 ``probe_features`` spends a few forward/backward passes on a deep copy of the model: initial loss,
 gradient norm and the loss drop after one SGD step at a few learning rates (how the loss surface
@@ -61,6 +62,53 @@ def model_features(model: nn.Module) -> dict[str, float]:
     return {"log_n_params": math.log10(max(count, 1)), "n_layers": float(layers)}
 
 
+_OPTIMIZER_FAMILIES = {"SGD": "sgd", "Adam": "adam", "AdamW": "adamw"}
+
+
+def _first_optimizer(returned: Any) -> torch.optim.Optimizer | None:
+    """The first optimizer in any of the shapes ``configure_optimizers`` may return."""
+    if isinstance(returned, torch.optim.Optimizer):
+        return returned
+    if isinstance(returned, Mapping):
+        return _first_optimizer(returned.get("optimizer"))
+    if isinstance(returned, (list, tuple)) and returned:
+        return _first_optimizer(returned[0])
+    return None
+
+
+def optimizer_features(model: nn.Module) -> dict[str, float]:
+    """The optimizer family the module builds, read from what ``configure_optimizers`` returns.
+
+    The best learning rate of SGD and of Adam differ by orders of magnitude, so the mapping must
+    know which one the user's code builds. Building an optimizer takes no step and changes no
+    weight. ``opt_sgd`` / ``opt_adam`` / ``opt_adamw`` / ``opt_other`` are 0/1 and
+    ``opt_momentum`` is SGD's momentum (Adam's beta1 is not a momentum setting a user tunes).
+    A module that cannot build its optimizer before fit (e.g. it reads the trainer) gives nothing.
+    """
+    build = getattr(model, "configure_optimizers", None)
+    if not callable(build):
+        return {}
+    try:
+        optimizer = _first_optimizer(build())
+    except Exception:  # the fit itself will report a broken configure_optimizers
+        return {}
+    if optimizer is None:
+        return {}
+    family = _OPTIMIZER_FAMILIES.get(type(optimizer).__name__, "other")
+    facts = {f"opt_{name}": float(family == name) for name in ("sgd", "adam", "adamw", "other")}
+    facts["opt_momentum"] = float(optimizer.param_groups[0].get("momentum", 0.0)) if family == "sgd" else 0.0
+    return facts
+
+
+def _batch_size(datamodule: Any) -> float | None:
+    value = getattr(datamodule, "batch_size", None)
+    if value is None:
+        value = (getattr(datamodule, "hparams", None) or {}).get("batch_size")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
+
+
 def datamodule_features(datamodule: Any) -> dict[str, float]:
     """Facts a datamodule exposes as attributes or hparams, then its ``meta_features()`` on top."""
     facts: dict[str, float] = {}
@@ -80,6 +128,9 @@ def datamodule_features(datamodule: Any) -> dict[str, float]:
         if dataset is not None and hasattr(dataset, "__len__"):
             facts["n_samples"] = float(len(dataset))
             break
+    batch_size = _batch_size(datamodule)
+    if batch_size is not None:
+        facts["batch_size"] = batch_size
     declared = getattr(datamodule, "meta_features", None)
     if callable(declared):
         stated = declared()
@@ -88,16 +139,19 @@ def datamodule_features(datamodule: Any) -> dict[str, float]:
                 f"{type(datamodule).__name__}.meta_features() returned {type(stated).__name__}: return a dict name -> number."
             )
         facts.update({str(k): _number(k, v, f"{type(datamodule).__name__}.meta_features()") for k, v in stated.items()})
+    if facts.get("n_samples", 0) > 0:
+        facts["log_n_samples"] = math.log10(facts["n_samples"])
     return facts
 
 
 def task_features(model: nn.Module, datamodule: Any = None) -> dict[str, float]:
     """Cheap deterministic facts about the task: model size plus what the datamodule exposes.
 
-    Keys (when known): ``log_n_params``, ``n_layers``, ``n_samples``, ``n_classes``, ``channels``,
-    ``height``, ``width`` or ``input_dim``, ``ways``, ``shots``, and anything ``meta_features()`` adds.
+    Keys (when known): ``log_n_params``, ``n_layers``, the ``opt_*`` optimizer family, ``n_samples``,
+    ``log_n_samples``, ``batch_size``, ``n_classes``, ``channels``, ``height``, ``width`` or
+    ``input_dim``, ``ways``, ``shots``, and anything ``meta_features()`` adds.
     """
-    facts = model_features(model)
+    facts = {**model_features(model), **optimizer_features(model)}
     if datamodule is not None:
         facts.update(datamodule_features(datamodule))
     return dict(sorted(facts.items()))

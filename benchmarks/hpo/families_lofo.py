@@ -1,0 +1,279 @@
+"""Leave-one-family-out evaluation of the hyperparameter mappings on real trainings.
+
+For every task family of the experience pool (``lightning-meta collect``), each mapping is fit on
+the runs of the OTHER families only; then every task of the held-out family is trained once more
+for real, with the configuration the ``HyperparameterMapping`` callback proposes (features and
+probes computed by the callback at ``setup``, exactly as in a user's fit). Baselines, trained the
+same way on the same tasks and seeds:
+
+* ``defaults``        the module's own defaults (Adam/AdamW lr 1e-3, SGD lr 0.01);
+* ``lr_finder``       Lightning's ``Tuner.lr_find`` (``update_attr=True``, as its docs apply it), then fit;
+* ``optuna_tpe@5``    Optuna TPE with 5 trainings, the best by validation accuracy;
+* ``random@1``        one random configuration: the mean of the task's 30 random runs in the pool;
+* ``best_of_30``      the best of the task's 30 random runs in the pool (the reference).
+
+Score: final validation accuracy (the metric every run is selected on; no test split is touched);
+``ratio`` = score / best_of_30 per task. Run after collecting the pool:
+
+    python benchmarks/hpo/families_lofo.py --pool sqlite:///lightning_meta/assets/pool/families.db --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import platform
+import tempfile
+import time
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lightning_meta.hpo.families import FAMILIES, task_by_key
+from lightning_meta.hpo.mappings import MAPPINGS
+from lightning_meta.hpo.mappings.base import Mapping
+from lightning_meta.hpo.pool import ExperiencePool
+from lightning_meta.hpo.space import SearchSpace
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+SPACE = SearchSpace.from_yaml(ROOT / "conf" / "space" / "default.yaml")
+EVAL_SEED = 10_000  # evaluation trainings use seeds no pool run used
+TPE_TRIALS = 5
+
+
+def _quiet() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning_meta.hpo.callback"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+
+
+def _trainer(epochs: int, callbacks=()):
+    import lightning.pytorch as pl
+
+    return pl.Trainer(
+        max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        enable_model_summary=False, enable_progress_bar=False, num_sanity_val_steps=0, callbacks=list(callbacks),
+    )
+
+
+def _seed(task: str, offset: int = 0) -> int:
+    return (zlib.crc32(task.encode()) + EVAL_SEED + offset) % (2**31)
+
+
+def train(task_key: str, config: dict | None, seed: int, callbacks=()) -> tuple[float, dict]:
+    """Final val_acc and the (lr, weight_decay) the optimizer really used."""
+    import lightning.pytorch as pl
+
+    task = task_by_key(task_key)
+    pl.seed_everything(seed, verbose=False)
+    config = config or {}
+    model, datamodule = task.build(seed, lr=config.get("lr"), weight_decay=config.get("weight_decay"))
+    trainer = _trainer(task.epochs, callbacks)
+    trainer.fit(model, datamodule=datamodule)
+    used = {"lr": float(model.hparams.lr), "weight_decay": float(model.hparams.weight_decay)}
+    return float(trainer.callback_metrics["val_acc"]), used
+
+
+def with_mapping(task_key: str, mapping_path: str) -> tuple[float, dict]:
+    """The callback's single proposal, decided from the task's own features and probes at setup."""
+    from lightning_meta.hpo.callback import HyperparameterMapping
+
+    callback = HyperparameterMapping(mapping=mapping_path, task=task_key, probe=True)
+    return train(task_key, None, _seed(task_key), [callback])
+
+
+def with_lr_finder(task_key: str) -> tuple[float, dict]:
+    """Lightning's LR range test on the default module, its suggestion applied, then a training."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.tuner import Tuner
+
+    task = task_by_key(task_key)
+    seed = _seed(task_key)
+    pl.seed_everything(seed, verbose=False)
+    model, datamodule = task.build(seed)
+    # max_epochs high: the range test must reach its 100 steps on the smallest data sets
+    Tuner(_trainer(1000)).lr_find(model, datamodule=datamodule, min_lr=1e-5, max_lr=1.0, num_training=100,
+                                  update_attr=True)
+    return train(task_key, {"lr": float(model.hparams.lr)}, seed)
+
+
+def with_tpe(task_key: str) -> tuple[float, dict]:
+    """Optuna TPE, ``TPE_TRIALS`` trainings, the configuration with the best validation accuracy."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=_seed(task_key)))
+    for index in range(TPE_TRIALS):
+        trial = study.ask()
+        config = SPACE.to_optuna(trial)
+        value, _ = train(task_key, config, _seed(task_key, index))
+        study.tell(trial, value)
+    return study.best_value, dict(study.best_params)
+
+
+def _job(job: tuple) -> dict:
+    method, task_key, argument = job
+    _quiet()
+    started = time.perf_counter()
+    if method == "defaults":
+        value, config = train(task_key, None, _seed(task_key))
+    elif method == "lr_finder":
+        value, config = with_lr_finder(task_key)
+    elif method == f"optuna_tpe@{TPE_TRIALS}":
+        value, config = with_tpe(task_key)
+    else:
+        value, config = with_mapping(task_key, argument)
+    return {"method": method, "task": task_key, "family": task_key.split("/")[0], "val_acc": value,
+            **{f"hp_{k}": v for k, v in config.items()}, "seconds": time.perf_counter() - started}
+
+
+def fit_mappings(frame: pd.DataFrame, kinds: list[str], out: Path, feature_sets: dict[str, list[str] | None]) -> list[tuple]:
+    """One saved mapping per (held-out family, kind, feature set); returns the jobs that use them."""
+    jobs, fit_seconds = [], {}
+    for family in FAMILIES:
+        train_frame = frame[frame["family"] != family]
+        for kind in kinds:
+            for label, keep in feature_sets.items():
+                columns = [c for c in train_frame.columns if not c.startswith("f_") or keep is None or c[2:] in keep]
+                started = time.perf_counter()
+                mapping = MAPPINGS[kind]().fit(train_frame[columns], SPACE)
+                fit_seconds[(kind, label)] = fit_seconds.get((kind, label), 0.0) + time.perf_counter() - started
+                name = kind if label == "all" else f"{kind}[{label}]"
+                path = out / f"{family}-{name}.mapping"
+                mapping.save(path)
+                jobs += [(name, task.key, str(path)) for task in FAMILIES[family]]
+    print("fit seconds (all folds):", {f"{k}[{l}]": round(v, 1) for (k, l), v in fit_seconds.items()}, flush=True)
+    return jobs
+
+
+def reference(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per task: best_of_30 and random@1 from the pool's random runs, and the best run's configuration."""
+    rows = []
+    for task, runs in frame.groupby("task"):
+        best = runs.loc[runs["objective"].idxmax()]
+        rows.append({"task": task, "family": task.split("/")[0], "runs": len(runs), "best_of_30": runs["objective"].max(),
+                     "random@1": runs["objective"].mean(), "best_lr": best["hp_lr"], "best_wd": best["hp_weight_decay"]})
+    return pd.DataFrame(rows).set_index("task")
+
+
+def report(results: pd.DataFrame, ref: pd.DataFrame, args, seconds: float) -> str:
+    results = results.join(ref[["best_of_30"]], on="task")
+    results["ratio"] = results["val_acc"] / results["best_of_30"]
+    random = ref.reset_index().assign(method="random@1", val_acc=ref["random@1"].to_numpy())
+    random["ratio"] = random["val_acc"] / random["best_of_30"]
+    both = pd.concat([results, random[results.columns.intersection(random.columns)]], ignore_index=True)
+    methods = list(dict.fromkeys(both["method"]))
+    lines = [
+        "# Leave-one-family-out: the callback's single proposal on real trainings",
+        "",
+        f"Command: `python benchmarks/hpo/families_lofo.py --pool {args.pool} --workers {args.workers}`; "
+        f"{seconds:.0f} s on {platform.processor() or platform.machine()} ({multiprocessing.cpu_count()} cores, shared).",
+        "",
+        "Each mapping is fit on the pool's runs of the other five families; every task of the held-out family is "
+        "then trained once with the configuration the `HyperparameterMapping` callback proposes from the task's "
+        "own features and probes. Score: final validation accuracy; ratio = score / best of the task's 30 random "
+        "runs in the pool (`best_of_30`). `random@1` is the mean of those 30 runs (the expected score of one random "
+        f"configuration). `optuna_tpe@{TPE_TRIALS}` spends {TPE_TRIALS} trainings per task.",
+        "",
+        "## Mean ratio per held-out family (min over its tasks in brackets)",
+        "",
+        "| method | " + " | ".join(FAMILIES) + " | all |",
+        "|---|" + "---|" * (len(FAMILIES) + 1),
+    ]
+    for method in methods:
+        part = both[both["method"] == method]
+        cells = []
+        for family in FAMILIES:
+            ratios = part.loc[part["family"] == family, "ratio"]
+            cells.append(f"{ratios.mean():.3f} ({ratios.min():.2f})" if len(ratios) else "–")
+        cells.append(f"{part['ratio'].mean():.3f} ({part['ratio'].min():.2f})")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += ["", "## Proposed learning rate per family (median over its tasks) against the best of 30", "",
+              "| family | best_of_30 lr (median) | " + " | ".join(m for m in methods if m != "random@1") + " |",
+              "|---|---|" + "---|" * (len(methods) - 1)]
+    for family in FAMILIES:
+        best = ref.loc[ref["family"] == family, "best_lr"].median()
+        cells = []
+        for method in methods:
+            if method == "random@1":
+                continue
+            lrs = both.loc[(both["method"] == method) & (both["family"] == family), "hp_lr"]
+            cells.append(f"{lrs.median():.2g}" if len(lrs) else "–")
+        lines.append(f"| {family} | {best:.2g} | " + " | ".join(cells) + " |")
+    lines += ["", "Raw rows: `benchmarks/results/hpo_families_lofo.jsonl`; plot: `hpo_families_lofo.png`."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: pd.DataFrame, ref: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = results.join(ref[["best_of_30"]], on="task")
+    results["ratio"] = results["val_acc"] / results["best_of_30"]
+    table = results.pivot_table(index="family", columns="method", values="ratio", aggfunc="mean").reindex(list(FAMILIES))
+    ax = table.plot.bar(figsize=(11, 4.5), width=0.85)
+    ax.axhline(0.97, color="black", linestyle="--", linewidth=1, label="target 0.97")
+    ax.set_ylim(0.0, 1.05)
+    ax.set_ylabel("val_acc / best of 30 random")
+    ax.set_title("Leave-one-family-out: single proposal vs best of 30 random runs")
+    ax.legend(fontsize=7, ncol=3)
+    plt.xticks(rotation=20, ha="right", fontsize=8)
+    plt.tight_layout()
+    plt.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pool", default=f"sqlite:///{ROOT / 'lightning_meta/assets/pool/families.db'}")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--mappings", nargs="*", default=["best_on_average", "nearest_task", "gbm", "meta_surrogate"])
+    parser.add_argument("--baselines", nargs="*", default=["defaults", "lr_finder", f"optuna_tpe@{TPE_TRIALS}"])
+    parser.add_argument("--ablation", default="gbm", help="mapping whose feature sets are compared ('' for none)")
+    parser.add_argument("--out", default="hpo_families_lofo")
+    args = parser.parse_args()
+    _quiet()
+    started = time.perf_counter()
+    with ExperiencePool(args.pool) as pool:
+        frame = pool.frame()
+    frame = frame.assign(family=frame["task"].str.split("/").str[0])
+    ref = reference(frame)
+    with tempfile.TemporaryDirectory() as folder:
+        jobs = fit_mappings(frame, args.mappings, Path(folder), {"all": None})
+        if args.ablation:
+            basic = ["log_n_params", "n_layers", "n_samples", "log_n_samples", "n_classes", "samples_per_class",
+                     "input_dim", "channels", "height", "width", "image_size", "shots", "label_noise", "noise"]
+            sets = {"basic": basic, "basic+optimizer": basic + ["opt_sgd", "opt_adam", "opt_adamw", "opt_other",
+                                                                 "opt_momentum", "batch_size"]}
+            jobs += fit_mappings(frame, [args.ablation], Path(folder), sets)
+        tasks = [t.key for tasks in FAMILIES.values() for t in tasks]
+        jobs += [(method, task, None) for method in args.baselines for task in tasks]
+        with multiprocessing.get_context("spawn").Pool(args.workers) as workers:
+            rows = []
+            for i, row in enumerate(workers.imap_unordered(_job, jobs), 1):
+                rows.append(row)
+                if i % 25 == 0:
+                    print(f"{i}/{len(jobs)} trainings, {time.perf_counter() - started:.0f} s", flush=True)
+    results = pd.DataFrame(rows)
+    RESULTS.mkdir(exist_ok=True)
+    with (RESULTS / f"{args.out}.jsonl").open("w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    text = report(results, ref, args, time.perf_counter() - started)
+    (RESULTS / f"{args.out}.md").write_text(text)
+    plot(results, ref, RESULTS / f"{args.out}.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

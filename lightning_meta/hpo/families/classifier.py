@@ -1,0 +1,62 @@
+"""The plain classifier every task family trains: a user's ordinary LightningModule.
+
+The hyperparameter mapping must work on code it does not own, so this is written the way users
+write it: the network is passed in, ``lr`` and ``weight_decay`` are hparams that
+``configure_optimizers`` reads, and the optimizer family (SGD with momentum, Adam, AdamW) is a
+constructor choice. Each optimizer keeps the default a user would start from.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+
+Optimizer = Literal["sgd", "adam", "adamw"]
+DEFAULT_LR: dict[str, float] = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3}
+DEFAULT_WEIGHT_DECAY: dict[str, float] = {"sgd": 0.0, "adam": 0.0, "adamw": 0.01}
+
+
+class Classifier(pl.LightningModule):
+    """Cross-entropy training of ``net``; logs ``val_acc`` and ``val_loss``.
+
+    ``lr`` / ``weight_decay`` default to the optimizer's usual starting values
+    (``DEFAULT_LR``, ``DEFAULT_WEIGHT_DECAY``); SGD uses momentum 0.9.
+    """
+
+    def __init__(
+        self, net: nn.Module, optimizer: Optimizer = "adam", lr: float | None = None, weight_decay: float | None = None
+    ) -> None:
+        super().__init__()
+        if optimizer not in DEFAULT_LR:
+            raise ValueError(f"optimizer={optimizer!r}: use one of {sorted(DEFAULT_LR)}")
+        self.save_hyperparameters(
+            {"optimizer": optimizer, "lr": DEFAULT_LR[optimizer] if lr is None else float(lr),
+             "weight_decay": DEFAULT_WEIGHT_DECAY[optimizer] if weight_decay is None else float(weight_decay)}
+        )
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        loss = nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.log("val_loss", nn.functional.cross_entropy(logits, y))
+        self.log("val_acc", (logits.argmax(-1) == y).float().mean())
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        lr, weight_decay = self.hparams.lr, self.hparams.weight_decay
+        if self.hparams.optimizer == "sgd":
+            return torch.optim.SGD(self.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+        if self.hparams.optimizer == "adamw":
+            return torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)

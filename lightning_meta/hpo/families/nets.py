@@ -1,0 +1,60 @@
+"""The networks of the task families: an MLP, a small 2-D CNN, a small ResNet and a 1-D CNN.
+
+Their sizes span more than 30x in parameters (a 4-16-3 MLP holds 131, the ResNet about 50k), so
+the pool covers models whose good learning rates differ.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+def mlp(inputs: int, classes: int, hidden: int = 64, layers: int = 2) -> nn.Sequential:
+    """``layers`` hidden ReLU layers of width ``hidden``."""
+    sizes = [inputs] + [hidden] * layers
+    blocks: list[nn.Module] = [nn.Flatten()]
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        blocks += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+    return nn.Sequential(*blocks, nn.Linear(sizes[-1], classes))
+
+
+def cnn2d(classes: int, image_size: int, width: int = 16, channels: int = 1) -> nn.Sequential:
+    """Two conv-BN-ReLU-max-pool blocks and a linear head."""
+    blocks: list[nn.Module] = []
+    for fan_in in (channels, width):
+        blocks += [nn.Conv2d(fan_in, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2)]
+    return nn.Sequential(*blocks, nn.Flatten(), nn.Linear(width * (image_size // 4) ** 2, classes))
+
+
+class _Residual(nn.Module):
+    """A basic residual block (two 3x3 convs, BN) that halves the side and changes the width."""
+
+    def __init__(self, fan_in: int, fan_out: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(fan_in, fan_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(fan_out), nn.ReLU(),
+            nn.Conv2d(fan_out, fan_out, 3, padding=1, bias=False), nn.BatchNorm2d(fan_out),
+        )
+        self.skip = nn.Sequential(nn.Conv2d(fan_in, fan_out, 1, stride=2, bias=False), nn.BatchNorm2d(fan_out))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return nn.functional.relu(self.body(x) + self.skip(x))
+
+
+def resnet(classes: int, width: int = 16, channels: int = 1) -> nn.Sequential:
+    """Stem + two residual stages (``width`` -> 2x -> 4x) + global average pooling."""
+    return nn.Sequential(
+        nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+        _Residual(width, 2 * width), _Residual(2 * width, 4 * width),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * width, classes),
+    )
+
+
+def cnn1d(classes: int, length: int, width: int = 32) -> nn.Sequential:
+    """Two 1-D conv-ReLU-pool blocks over a sequence of ``length`` values and a linear head."""
+    return nn.Sequential(
+        nn.Unflatten(1, (1, length)),
+        nn.Conv1d(1, width, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
+        nn.Conv1d(width, width, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
+        nn.Flatten(), nn.Linear(width * (length // 4), classes),
+    )
