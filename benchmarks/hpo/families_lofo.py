@@ -253,7 +253,7 @@ def main() -> None:
         if args.ablation:
             basic = ["log_n_params", "n_layers", "n_samples", "log_n_samples", "n_classes", "samples_per_class",
                      "input_dim", "channels", "height", "width", "image_size", "shots", "label_noise", "noise"]
-            sets = {"basic": basic, "basic+optimizer": basic + ["opt_sgd", "opt_adam", "opt_adamw", "opt_other",
+            sets = {"basic": basic, "basic+optimizer": basic + ["opt_sgd", "opt_adaptive", "opt_decoupled_wd",
                                                                  "opt_momentum", "batch_size"]}
             jobs += fit_mappings(frame, [args.ablation], Path(folder), sets)
         tasks = [t.key for tasks in FAMILIES.values() for t in tasks]

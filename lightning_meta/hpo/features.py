@@ -62,7 +62,7 @@ def model_features(model: nn.Module) -> dict[str, float]:
     return {"log_n_params": math.log10(max(count, 1)), "n_layers": float(layers)}
 
 
-_OPTIMIZER_FAMILIES = {"SGD": "sgd", "Adam": "adam", "AdamW": "adamw"}
+_ADAPTIVE = {"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta", "SparseAdam"}
 
 
 def _first_optimizer(returned: Any) -> torch.optim.Optimizer | None:
@@ -77,13 +77,15 @@ def _first_optimizer(returned: Any) -> torch.optim.Optimizer | None:
 
 
 def optimizer_features(model: nn.Module) -> dict[str, float]:
-    """The optimizer family the module builds, read from what ``configure_optimizers`` returns.
+    """How the optimizer the module builds steps, read from what ``configure_optimizers`` returns.
 
-    The best learning rate of SGD and of Adam differ by orders of magnitude, so the mapping must
-    know which one the user's code builds. Building an optimizer takes no step and changes no
-    weight. ``opt_sgd`` / ``opt_adam`` / ``opt_adamw`` / ``opt_other`` are 0/1 and
-    ``opt_momentum`` is SGD's momentum (Adam's beta1 is not a momentum setting a user tunes).
-    A module that cannot build its optimizer before fit (e.g. it reads the trainer) gives nothing.
+    The best learning rates of SGD and of Adam differ by orders of magnitude, so the mapping must
+    know which kind the user's code builds. The features describe the mechanism rather than the
+    class, so an optimizer the pool never saw still lands near its relatives: ``opt_sgd`` (plain
+    or momentum SGD), ``opt_adaptive`` (per-weight step sizes: Adam, AdamW, RMSprop, ...),
+    ``opt_decoupled_wd`` (AdamW's decoupled weight decay) and ``opt_momentum`` (SGD's momentum).
+    Building an optimizer takes no step and changes no weight; a module that cannot build its
+    optimizer before fit (e.g. it reads the trainer) gives nothing.
     """
     build = getattr(model, "configure_optimizers", None)
     if not callable(build):
@@ -94,10 +96,14 @@ def optimizer_features(model: nn.Module) -> dict[str, float]:
         return {}
     if optimizer is None:
         return {}
-    family = _OPTIMIZER_FAMILIES.get(type(optimizer).__name__, "other")
-    facts = {f"opt_{name}": float(family == name) for name in ("sgd", "adam", "adamw", "other")}
-    facts["opt_momentum"] = float(optimizer.param_groups[0].get("momentum", 0.0)) if family == "sgd" else 0.0
-    return facts
+    name = type(optimizer).__name__
+    sgd = isinstance(optimizer, torch.optim.SGD)
+    return {
+        "opt_sgd": float(sgd),
+        "opt_adaptive": float(name in _ADAPTIVE),
+        "opt_decoupled_wd": float(name == "AdamW"),
+        "opt_momentum": float(optimizer.param_groups[0].get("momentum", 0.0)) if sgd else 0.0,
+    }
 
 
 def _batch_size(datamodule: Any) -> float | None:
@@ -147,7 +153,7 @@ def datamodule_features(datamodule: Any) -> dict[str, float]:
 def task_features(model: nn.Module, datamodule: Any = None) -> dict[str, float]:
     """Cheap deterministic facts about the task: model size plus what the datamodule exposes.
 
-    Keys (when known): ``log_n_params``, ``n_layers``, the ``opt_*`` optimizer family, ``n_samples``,
+    Keys (when known): ``log_n_params``, ``n_layers``, the ``opt_*`` optimizer kind, ``n_samples``,
     ``log_n_samples``, ``batch_size``, ``n_classes``, ``channels``, ``height``, ``width`` or
     ``input_dim``, ``ways``, ``shots``, and anything ``meta_features()`` adds.
     """

@@ -55,7 +55,7 @@ def test_collect_records_one_complete_run_per_task_and_trial_with_features(colle
     for task in tasks:
         row = frame[frame["task"] == task].iloc[0]
         assert SPACE.validate({n: row[f"hp_{n}"] for n in SPACE.names}) == trial_config(SPACE, task, 0, seed=3)
-    assert (frame["f_opt_adam"] == 1.0).all() and (frame["f_batch_size"] > 0).all()
+    assert (frame["f_opt_adaptive"] == 1.0).all() and (frame["f_opt_sgd"] == 0.0).all() and (frame["f_batch_size"] > 0).all()
     assert frame["f_probe_drop_lr0.1"].notna().all()
     assert frame["objective"].between(0.0, 1.0).all()
 
@@ -80,10 +80,10 @@ def test_fit_saves_a_mapping_that_loads_and_suggest_prints_configs_in_the_space(
     out = root / "fitted.mapping"
     cli_main(["collect", "--fit", str(out), f"pool={url}", "mapping=gbm"])
     mapping = Mapping.load(out)
-    assert isinstance(mapping, GBMSurrogate) and mapping.space == SPACE and "opt_sgd" in mapping.feature_names
+    assert isinstance(mapping, GBMSurrogate) and mapping.space == SPACE and "opt_adaptive" in mapping.feature_names
     capsys.readouterr()
 
-    cli_main(["suggest", "--mapping", str(out), "--features", "n_classes=3", "opt_adam=1", "--k", "3"])
+    cli_main(["suggest", "--mapping", str(out), "--features", "n_classes=3", "opt_adaptive=1", "--k", "3"])
     lines = [LINE.match(line) for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
     assert len(lines) == 3 and all(lines)
     for match in lines:

@@ -139,3 +139,51 @@ def test_probe_bad_input():
         probe_features(TinyRegressor(), batches(), lrs=(0.0,))
     with pytest.raises(ConfigError, match="scalar loss"):
         probe_features(nn.Linear(4, 1), batches(), loss_fn=lambda m, b: m(b[0]))
+
+
+class Built(L.LightningModule):
+    """A module whose ``configure_optimizers`` returns ``shape(optimizer)``."""
+
+    def __init__(self, optimizer, shape=lambda opt: opt) -> None:
+        super().__init__()
+        self.layer = nn.Linear(3, 2)
+        self.make, self.shape = optimizer, shape
+
+    def configure_optimizers(self):
+        return self.shape(self.make(self.parameters()))
+
+
+@pytest.mark.parametrize(("make", "expected"), [
+    (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), {"opt_sgd": 1.0, "opt_adaptive": 0.0, "opt_momentum": 0.9}),
+    (lambda p: torch.optim.Adam(p), {"opt_sgd": 0.0, "opt_adaptive": 1.0, "opt_decoupled_wd": 0.0}),
+    (lambda p: torch.optim.AdamW(p), {"opt_adaptive": 1.0, "opt_decoupled_wd": 1.0}),
+    (lambda p: torch.optim.RMSprop(p), {"opt_sgd": 0.0, "opt_adaptive": 1.0, "opt_momentum": 0.0}),
+])
+def test_task_features_name_the_optimizer_kind_without_a_step(make, expected) -> None:
+    model = Built(make)
+    before = [p.detach().clone() for p in model.parameters()]
+    features = task_features(model)
+    assert {k: features[k] for k in expected} == pytest.approx(expected)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+@pytest.mark.parametrize("shape", [
+    lambda opt: [opt], lambda opt: ([opt], []), lambda opt: {"optimizer": opt, "lr_scheduler": None},
+])
+def test_optimizer_kind_is_found_in_every_return_shape(shape) -> None:
+    assert task_features(Built(lambda p: torch.optim.SGD(p, lr=0.1), shape))["opt_sgd"] == 1.0
+
+
+def test_a_module_that_needs_the_trainer_to_build_its_optimizer_gets_no_optimizer_features() -> None:
+    class NeedsTrainer(Built):
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=1.0 / self.trainer.estimated_stepping_batches)
+
+    assert not any(k.startswith("opt_") for k in task_features(NeedsTrainer(None)))
+
+
+def test_batch_size_and_log_sample_count_are_read_from_the_datamodule() -> None:
+    data = TinyData()
+    data.batch_size = 8
+    features = task_features(nn.Linear(2, 2), data)
+    assert features["batch_size"] == 8.0 and features["log_n_samples"] == pytest.approx(math.log10(37))
