@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
 
@@ -88,8 +89,8 @@ def optimizer_features(model: nn.Module) -> dict[str, float]:
     optimizer before fit (e.g. it reads the trainer) gives nothing.
     """
     build = getattr(model, "configure_optimizers", None)
-    if not callable(build):
-        return {}
+    if not callable(build) or getattr(type(model), "configure_optimizers", None) is pl.LightningModule.configure_optimizers:
+        return {}  # Lightning's default only warns that it is not implemented
     try:
         optimizer = _first_optimizer(build())
     except Exception:  # the fit itself will report a broken configure_optimizers
