@@ -14,7 +14,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from lightning_meta.hpo.mappings.feature_encoder import FeatureEncoder
 from lightning_meta.hpo.mappings.threads import bounded_threads
 from lightning_meta.hpo.space import SearchSpace
 
-Candidates = Union[int, Sequence[dict], pd.DataFrame]
+Candidates = int | Sequence[dict] | pd.DataFrame
 """What ``suggest`` ranks: a number of random draws (plus the configurations seen in training), or exactly
 the configurations given (a list of dicts, or a DataFrame with one column per hyperparameter)."""
 
@@ -121,9 +121,10 @@ class Mapping(ABC):
         kinds = [name for name, cls in MAPPINGS.items() if cls is type(self)]
         if not kinds:
             raise ConfigError(f"{type(self).__name__} cannot be saved: only the mappings of MAPPINGS ({sorted(MAPPINGS)}) can.")
+        state = self._state()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        file_format.write(path, kinds[0], self.space.to_dict(), self._state())
+        file_format.write(path, kinds[0], self.space.to_dict(), state)
         return path
 
     @staticmethod
@@ -142,7 +143,8 @@ class Mapping(ABC):
             mapping.space = SearchSpace.from_dict(space)
             mapping._set_state(state)
         except (LightningMetaError, KeyError, TypeError, ValueError, AttributeError) as err:
-            raise ConfigError(f"Mapping file {path} is corrupted ({type(err).__name__}: {err}): re-create it with save().") from None
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0]}" if str(err) else type(err).__name__
+            raise ConfigError(f"Mapping file {path} is corrupted ({reason}): re-create it with save().") from None
         return mapping
 
     def _settings(self) -> dict[str, Any]:
@@ -163,13 +165,17 @@ class Mapping(ABC):
         with bounded_threads(self.threads):
             self._set_fitted_state(state["fitted"])
 
-    @abstractmethod
     def _fitted_state(self) -> dict[str, Any]:
-        """What ``_fit`` learnt, as JSON values, arrays and tensors (see ``file_format.py``)."""
+        """What ``_fit`` learnt, as JSON values, arrays and tensors (see ``file_format.py``).
 
-    @abstractmethod
+        Every kind in ``MAPPINGS`` (the only ones ``save`` and ``load`` accept) overrides this pair;
+        mappings that are never saved (a random search, a constant) need not.
+        """
+        raise ConfigError(f"{type(self).__name__} does not define _fitted_state: implement it to register it in MAPPINGS.")
+
     def _set_fitted_state(self, state: dict[str, Any]) -> None:
         """Restores what ``_fitted_state`` returned."""
+        raise ConfigError(f"{type(self).__name__} does not define _set_fitted_state: implement it to register it in MAPPINGS.")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "space"):
@@ -220,7 +226,7 @@ def usable_rows(frame: pd.DataFrame, space: SearchSpace) -> tuple[pd.DataFrame, 
         refused = ~ok & keep & ~absent
         n_missing, n_outside = n_missing + int(absent.sum()), n_outside + int(refused.sum())
         lacking += [p.name] if absent.any() else []
-        outside += [f"{p.name}={v!r}" for v in column[refused][:1]]
+        outside += [f"{p.name}={v.item() if isinstance(v, np.generic) else v!r}" for v in column[refused][:1]]
         keep &= ok
     extra = [c for c in frame.columns if c.startswith("hp_") and c[3:] not in space.names]
     foreign = keep & np.asarray(frame[extra].notna().any(axis=1), dtype=bool) if extra else np.zeros(len(frame), dtype=bool)
@@ -306,21 +312,36 @@ def drop_observed(x: np.ndarray, observed: pd.DataFrame | None, space: SearchSpa
 
 
 def observed_keys(observed: pd.DataFrame | None, space: SearchSpace) -> set[tuple]:
-    """The encoded configurations of ``observed`` (rounded) as hashable keys."""
-    if observed is None or observed.empty:
-        return set()
-    missing = [f"hp_{n}" for n in space.names if f"hp_{n}" not in observed.columns]
-    if missing:
-        raise DataError(f"The observed trials lack columns {missing}: pass the task's runs from ExperiencePool.frame().")
-    return {tuple(row) for row in np.round(encode_frame(usable_rows(observed, space)[0], space), 9)}
+    """The encoded configurations of ``observed`` (rounded) as hashable keys, failed trials included."""
+    rows = observed_rows(observed, space)
+    return {tuple(row) for row in np.round(encode_frame(rows, space), 9)}
 
 
 def observed_scores(observed: pd.DataFrame | None, space: SearchSpace) -> tuple[np.ndarray, np.ndarray]:
     """Encoded configurations and raw objectives of the complete, finite trials in ``observed``."""
-    if observed is None or observed.empty:
+    rows = observed_rows(observed, space)
+    if rows.empty:
         return np.zeros((0, space.dim)), np.zeros(0)
-    observed = check_frame(observed.assign(task="observed"), space)
-    return encode_frame(observed, space), observed["objective"].to_numpy(dtype=float)
+    if "objective" not in rows.columns:
+        raise DataError("The observed trials lack the column 'objective': pass the task's runs from ExperiencePool.frame().")
+    if "status" in rows.columns:
+        rows = rows[rows["status"] == "complete"]
+    rows = rows[np.isfinite(rows["objective"].to_numpy(dtype=float))]
+    return encode_frame(rows, space), rows["objective"].to_numpy(dtype=float)
+
+
+def observed_rows(observed: pd.DataFrame | None, space: SearchSpace) -> pd.DataFrame:
+    """The trials of ``observed`` whose configuration ``space`` accepts (canonical values).
+
+    Trials of another search space, or with a value the space refuses, can neither be compared
+    with its candidates nor adapted to, so they are left out.
+    """
+    if observed is None or observed.empty:
+        return pd.DataFrame({f"hp_{n}": [] for n in space.names})
+    missing = [f"hp_{n}" for n in space.names if f"hp_{n}" not in observed.columns]
+    if missing:
+        raise DataError(f"The observed trials lack columns {missing}: pass the task's runs from ExperiencePool.frame().")
+    return usable_rows(observed, space)[0]
 
 
 def nearest_rows(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:

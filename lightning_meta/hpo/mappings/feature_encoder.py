@@ -48,13 +48,10 @@ class FeatureEncoder:
                 "with the training mean. Compute features the same way as for the pool's runs.",
                 stacklevel=4,
             )
-        return self._scale(self._raw({n: [features.get(n)] for n in self.names}, 1))[0]
-
-    @property
-    def width(self) -> int:
-        return sum(len(self.categories[n]) if n in self.categories else 1 for n in self.names)
+        return self._scale(self._raw({n: np.array([features.get(n)], dtype=object) for n in self.names}, 1))[0]
 
     def state(self) -> dict[str, Any]:
+        """What a mapping file stores to encode features as at fit."""
         return {"names": self.names, "categories": self.categories, "low": self.low, "span": self.span, "mean": self.mean}
 
     @classmethod
