@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Real
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +24,18 @@ ParamType = Literal["float", "int", "categorical"]
 _TYPES = ("float", "int", "categorical")
 _SPEC_KEYS = {"type", "low", "high", "log", "choices", "target"}
 _CHOICE_TYPES = (str, bool, int, float, type(None))
+_NO_CHOICE = object()  # what ``Param._choice`` returns for a value matching no choice (None may be a choice)
+
+ROUND_OFF = 1e-6
+"""How far float round-off may push a value: a share of the encoded range past a bound (clipped to it),
+or of the value off an integer (rounded). Values stored as text or float32, or computed (``0.1 * 5``,
+``exp(log(105))`` = 104.99999999999997), land this close; anything farther is a different value."""
+
+
+def _near_integer(values: np.ndarray, tolerance: float) -> np.ndarray:
+    """Whether each value is an integer up to round-off (relative to its size, at least ``tolerance``)."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(values - np.rint(values)) <= tolerance * np.maximum(1.0, np.abs(values))
 
 
 @dataclass
@@ -124,32 +136,72 @@ class Param:
             spec["target"] = self.target
         return spec
 
-    def check(self, value: Any) -> Any:
-        """Returns ``value`` in canonical form (ints cast, the listed choice) or raises ConfigError."""
+    def check(self, value: Any, tolerance: float = ROUND_OFF) -> Any:
+        """Returns ``value`` in canonical form (ints cast, the listed choice) or raises ConfigError.
+
+        Float round-off is repaired, not refused (see ``ROUND_OFF``): a value within ``tolerance`` of
+        the encoded range past a bound is clipped to it, and an integer's near-integer value is rounded.
+        """
         if self.type == "categorical":
-            for choice in self.choices:
-                if type(choice) is type(value) and choice == value:
-                    return choice
-            for choice in self.choices:  # 32.0 for choice 32, numpy scalars
-                if not isinstance(choice, (str, bool)) and not isinstance(value, (str, bool)) and choice == value:
-                    return choice
-            raise ConfigError(
-                f"Hyperparameter {self.name!r}={value!r} is not one of {list(self.choices)!r}: pick a listed choice."
-            )
+            choice = self._choice(value)
+            if choice is _NO_CHOICE:
+                raise ConfigError(
+                    f"Hyperparameter {self.name!r}={value!r} is not one of {list(self.choices)!r}: pick a listed choice."
+                )
+            return choice
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
             raise ConfigError(f"Hyperparameter {self.name!r}={value!r} has the wrong type: give a {self.type}.")
-        if self.type == "int":
-            if not isinstance(value, Integral) and not float(value).is_integer():
+        repaired = float(self._repair(np.array([float(value)]), tolerance)[0])
+        if math.isnan(repaired):
+            if self.type == "int" and not _near_integer(np.array([float(value)]), tolerance)[0]:
                 raise ConfigError(f"Hyperparameter {self.name!r}={value!r} is not an integer: give an int.")
-            value = int(value)
-        else:
-            value = float(value)
-        if not (self.low <= value <= self.high):
             raise ConfigError(
                 f"Hyperparameter {self.name!r}={value!r} is outside [{self.low}, {self.high}]: "
                 "give a value in range or widen the search space."
             )
-        return value
+        return int(repaired) if self.type == "int" else repaired
+
+    def conform(self, values: np.ndarray, tolerance: float = ROUND_OFF) -> tuple[np.ndarray, np.ndarray]:
+        """``check`` for a column of values: their canonical form and a mask of those ``check`` accepts.
+
+        Fitting a mapping keeps the accepted rows of a pool frame and drops the others, so a value
+        is usable for training exactly when ``predict`` would take it.
+        """
+        values = np.asarray(values)
+        if self.type == "categorical":
+            canonical = np.empty(len(values), dtype=object)
+            canonical[:] = [self._choice(v) for v in values]
+            return canonical, np.array([c is not _NO_CHOICE for c in canonical], dtype=bool)
+        if values.dtype.kind in "iuf":
+            numbers = values.astype(float)
+        else:  # object columns (pool frames of mixed spaces): only real, non-boolean numbers count
+            numbers = np.array(
+                [float(v) if isinstance(v, Real) and not isinstance(v, (bool, np.bool_)) else np.nan for v in values],
+                dtype=float,
+            )
+        repaired = self._repair(numbers, tolerance)
+        return repaired, ~np.isnan(repaired)
+
+    def _choice(self, value: Any) -> Any:
+        """The listed choice ``value`` stands for (32.0 for choice 32, numpy scalars), else ``_NO_CHOICE``."""
+        for choice in self.choices:
+            if type(choice) is type(value) and choice == value:
+                return choice
+        for choice in self.choices:
+            if not isinstance(choice, (str, bool)) and not isinstance(value, (str, bool)) and choice == value:
+                return choice
+        return _NO_CHOICE
+
+    def _repair(self, values: np.ndarray, tolerance: float) -> np.ndarray:
+        """Numeric values with round-off repaired (clipped to a bound, rounded to an integer); NaN where invalid."""
+        if self.type == "int":
+            rounded = np.where(_near_integer(values, tolerance), np.rint(values), np.nan)
+            with np.errstate(invalid="ignore"):
+                return np.where((rounded >= self.low) & (rounded <= self.high), rounded, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            position = self.encode(values)
+            inside = (position >= -tolerance) & (position <= 1.0 + tolerance)
+        return np.where(inside, np.clip(values, self.low, self.high), np.nan)
 
     def _bounds(self) -> tuple[float, float]:
         """Ends of the encoded interval in value (or log value) units."""

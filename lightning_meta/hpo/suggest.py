@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+
 import numpy as np
 
 from lightning_meta.errors import ConfigError, LightningMetaError
 from lightning_meta.hpo.collect import DEFAULT_MAPPING
-from lightning_meta.hpo.mappings.base import Mapping
+from lightning_meta.hpo.mappings.base import Candidates, Mapping, candidate_configs
 from lightning_meta.hpo.space import SearchSpace
 
 
-def parse_features(items: list[str]) -> dict[str, float]:
-    """``["n_classes=20", "shots=14"]`` -> ``{"n_classes": 20.0, "shots": 14.0}``; ConfigError when malformed."""
-    features: dict[str, float] = {}
+def parse_features(items: list[str]) -> dict[str, float | str]:
+    """``["n_classes=20", "freq=1D"]`` -> ``{"n_classes": 20.0, "freq": "1D"}``; ConfigError when malformed.
+
+    A value that is not a number stays text: the mapping one-hot encodes text-valued features it
+    learnt as such, and refuses text for a numeric one, naming it.
+    """
+    features: dict[str, float | str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
@@ -27,22 +32,22 @@ def parse_features(items: list[str]) -> dict[str, float]:
         try:
             features[name] = float(value)
         except ValueError:
-            raise ConfigError(f"--features {name}={value!r} is not a number: give a numeric value.") from None
+            features[name] = value
     return features
 
 
 def propose(
     mapping: Mapping,
-    features: dict[str, float],
+    features: dict[str, float | str],
     k: int = 3,
     space: SearchSpace | None = None,
-    candidates: int = 2000,
+    candidates: Candidates = 2000,
     seed: int = 0,
 ) -> tuple[list[dict], np.ndarray, np.ndarray]:
-    """The top-``k`` configurations, their predicted mean and std.
+    """The top-``k`` configurations among ``candidates`` (see ``Mapping.suggest``), their predicted mean and std.
 
-    With ``space`` (same hyperparameters as the mapping's, possibly narrower ranges) the
-    candidates are drawn from it, so every proposal lies inside it.
+    With ``space`` (same hyperparameters as the mapping's, possibly narrower ranges) random
+    candidates are drawn from it and given ones must lie in it, so every proposal does.
     """
     unknown = sorted(set(features) - set(mapping.feature_names))
     if unknown:
@@ -51,17 +56,15 @@ def propose(
         )
     if k < 1:
         raise ConfigError(f"--k {k} is invalid: give k >= 1.")
-    if space is None:
-        configs = mapping.suggest(features, k=k, candidates=candidates, seed=seed)
-    else:
+    if space is not None:
         if space.names != mapping.space.names:
             raise ConfigError(
                 f"The space declares {space.names} but the mapping was fit on {mapping.space.names}: "
                 "give the same hyperparameters (ranges may be narrower)."
             )
-        pool = [mapping.space.validate(c) for c in space.sample(candidates, seed)]
-        mean, std = mapping.predict(features, pool)
-        configs = [pool[i] for i in np.argsort(-mean, kind="stable")[:k]]
+        drawn = isinstance(candidates, int) and not isinstance(candidates, bool)
+        candidates = space.sample(candidates, seed) if drawn else candidate_configs(candidates, space)
+    configs = mapping.suggest(features, k=k, candidates=candidates, seed=seed)
     mean, std = mapping.predict(features, configs)
     return configs, mean, std
 

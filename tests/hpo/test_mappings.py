@@ -138,22 +138,33 @@ def test_failed_and_diverged_runs_never_reach_a_mapping():
     assert mapping.suggest({"u": 0.5}) == BestOnAverage().fit(frame, SPACE).suggest({"u": 0.5})
 
 
-def test_save_and_load_round_trip(fitted, tmp_path):
-    configs = SPACE.sample(20, seed=2)
-    for name, mapping in fitted.items():
-        path = mapping.save(tmp_path / f"{name}.mapping")
-        loaded = Mapping.load(path)
-        assert type(loaded) is type(mapping) and loaded.space == SPACE
-        np.testing.assert_allclose(loaded.predict({"u": 0.3}, configs)[0], mapping.predict({"u": 0.3}, configs)[0])
-    assert (tmp_path / "meta_surrogate.mapping").stat().st_size < 1_000_000
+@pytest.mark.parametrize("name", ["best_on_average", "nearest_task", "gbm", "meta_surrogate"])
+def test_a_loaded_mapping_predicts_and_proposes_exactly_like_the_saved_one(fitted, name, tmp_path):
+    mapping = fitted[name]
+    mapping.exploration = 0.3  # a setting changed after the fit travels with the file
+    configs = SPACE.sample(40, seed=2)
+    observed = task_frame(0.3, 6, seed=4, name="new")
+    try:
+        loaded = Mapping.load(mapping.save(tmp_path / f"{name}.mapping"))
+        assert type(loaded) is type(mapping) and loaded.space == SPACE and loaded.exploration == 0.3
+        for before, after in zip(mapping.predict({"u": 0.3}, configs, observed), loaded.predict({"u": 0.3}, configs, observed)):
+            np.testing.assert_array_equal(after, before)
+        assert loaded.suggest({"u": 0.3}, k=4, observed=observed) == mapping.suggest({"u": 0.3}, k=4, observed=observed)
+    finally:
+        mapping.exploration = 0.0
+    assert (tmp_path / f"{name}.mapping").stat().st_size < 1_000_000
 
 
 def test_bad_files_and_frames_raise_errors_that_say_what_to_do(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         Mapping.load(tmp_path / "missing.mapping")
-    (tmp_path / "junk.mapping").write_bytes(b"\x80\x04not a pickle")
-    with pytest.raises(ConfigError, match="corrupted"):
-        Mapping.load(tmp_path / "junk.mapping")
+    for junk in (b"not a mapping at all", b"PK\x03\x04truncated zip"):
+        (tmp_path / "junk.mapping").write_bytes(junk)
+        with pytest.raises(ConfigError, match="corrupted"):
+            Mapping.load(tmp_path / "junk.mapping")
+    (tmp_path / "old.mapping").write_bytes(b"\x80\x04\x95old pickle")
+    with pytest.raises(ConfigError, match="old pickle format.*re-fit the mapping and save"):
+        Mapping.load(tmp_path / "old.mapping")
     with pytest.raises(DataError, match="hp_x2"):
         BestOnAverage().fit(meta_frame().drop(columns=["hp_x2"]), SPACE)
     with pytest.raises(ConfigError, match="not fitted"):
@@ -207,3 +218,56 @@ def test_same_seed_gives_the_same_fitted_mapping_and_proposal(cls):
     kwargs = {"members": 2} if cls is GBMSurrogate else {"members": 2, "meta_steps": 100, "hidden": 16}
     first, second = cls(**kwargs).fit(frame, SPACE), cls(**kwargs).fit(frame, SPACE)
     assert first.suggest({"u": 0.3}, k=3, seed=1) == second.suggest({"u": 0.3}, k=3, seed=1)
+
+
+def scattered_table(seed: int) -> tuple[pd.DataFrame, SearchSpace, float]:
+    """12 tasks x 30 random configurations, none repeated; score -(log lr - c)^2 plus task offset and run noise."""
+    space = SearchSpace.from_dict({"lr": {"type": "float", "low": 1e-5, "high": 1.0, "log": True},
+                                   "dropout": {"type": "float", "low": 0.0, "high": 0.5}})
+    c = np.log(3e-3)
+    rng = np.random.default_rng(seed)
+    frames = []
+    for t in range(12):
+        configs = pd.DataFrame(space.sample(30, seed=1000 * seed + t))
+        objective = rng.normal(0, 5) - (np.log(configs["lr"]) - c) ** 2 + rng.normal(0, 2.0, 30)
+        frames.append(configs.add_prefix("hp_").assign(task=f"t{t}", objective=objective, status="complete", f_n=t))
+    return pd.concat(frames, ignore_index=True), space, c
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_best_on_average_averages_neighbouring_configurations_when_none_repeats(seed):
+    frame, space, c = scattered_table(seed)
+    assert not frame[["hp_lr", "hp_dropout"]].duplicated().any()
+    best = BestOnAverage().fit(frame, space).suggest({}, k=1)[0]
+    # every task's best run scores 1: picking one of them (the mean over one run) lands 0.85 to 1.7 away
+    assert abs(np.log(best["lr"]) - c) < 0.75
+
+
+@pytest.mark.parametrize("name", ["best_on_average", "nearest_task", "gbm", "meta_surrogate"])
+def test_suggest_ranks_exactly_the_given_candidates(fitted, name):
+    mapping = fitted[name]
+    mine = SPACE.sample(25, seed=11)
+    mean, _ = mapping.predict({"u": 0.3}, mine)
+    ranked = mapping.suggest({"u": 0.3}, k=3, candidates=mine)
+    assert ranked == [mine[i] for i in np.argsort(-mean, kind="stable")[:3]]
+    as_pool_frame = pd.DataFrame(mine).add_prefix("hp_").assign(task="mine", objective=0.0)
+    assert mapping.suggest({"u": 0.3}, k=3, candidates=as_pool_frame) == ranked
+    assert mapping.suggest({"u": 0.3}, k=3, candidates=pd.DataFrame(mine)) == ranked
+    observed = pd.DataFrame([ranked[0]]).add_prefix("hp_").assign(task="new", objective=0.0, status="complete")
+    assert mapping.suggest({"u": 0.3}, k=2, candidates=mine, observed=observed) == ranked[1:3]
+    assert len(mapping.suggest({"u": 0.3}, k=100, candidates=mine[:4])) == 4  # never more than given
+
+
+@pytest.mark.parametrize("candidates, fragment", [
+    ([{"x1": 0.5, "x2": 1.2}], r"'x2'=1.2 is outside \[0.0, 1.0\]"),
+    ([{"x1": 0.5}], r"lacks hyperparameters \['x2'\]"),
+    ([], "candidates is empty"),
+    ("x1=0.5", "give a number of random draws, a list of configurations"),
+    (pd.DataFrame({"a": [0.1]}), r"no column for each of \['x1', 'x2'\]"),
+])
+def test_bad_candidates_are_refused_with_the_fix(fitted, candidates, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        fitted["gbm"].suggest({"u": 0.3}, candidates=candidates)
+    observed = pd.DataFrame({"task": "new", "objective": [0.0], "status": "complete", "hp_x1": [0.5], "hp_x2": [0.5]})
+    with pytest.raises(ConfigError, match="already observed"):
+        fitted["gbm"].suggest({"u": 0.3}, candidates=[{"x1": 0.5, "x2": 0.5}], observed=observed)

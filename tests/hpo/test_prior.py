@@ -33,3 +33,10 @@ def test_a_configuration_run_on_every_task_covers_k_by_itself():
     prior = ConfigPrior(keys, sums=np.array([3.0, 100.0]), counts=np.array([3.0, 1.0]), k=3)
     assert prior(np.array([[0.0]]))[0] == 1.0  # its 3 runs cover k = 3; the neighbour is not mixed in
     assert prior(np.array([[0.1]]))[0] == (100.0 + 3.0) / 4  # 1 run, then the neighbour's 3
+
+
+def test_the_stored_state_rebuilds_the_same_prior():
+    x = np.random.default_rng(4).random((40, 2))
+    prior = ConfigPrior(x, np.random.default_rng(5).random(40), np.ones(40), k=4)
+    query = np.random.default_rng(6).random((25, 2))
+    np.testing.assert_array_equal(ConfigPrior.from_state(prior.state())(query), prior(query))

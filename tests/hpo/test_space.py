@@ -179,3 +179,34 @@ def test_to_optuna_suggests_inside_the_space(space):
     assert len(seen) == 20
     distribution = study.trials[0].distributions["batch_size"]
     assert (distribution.low, distribution.high, distribution.log) == (16, 256, True)
+
+
+def test_round_off_is_repaired_and_anything_farther_refused(space):
+    config = {"lr": 1.0 + 1e-12, "batch_size": 104.99999999999997, "layers": 4, "dropout": 0.5 + 1e-9, "optimizer": "adam"}
+    assert space.validate(config) == {"lr": 1.0, "batch_size": 105, "layers": 4, "dropout": 0.5, "optimizer": "adam"}
+    with pytest.raises(ConfigError, match=r"'dropout'=0.5011 is outside \[0.0, 0.5\]"):
+        space.validate({**config, "dropout": 0.5011})
+    with pytest.raises(ConfigError, match="'batch_size'=104.9 is not an integer"):
+        space.validate({**config, "batch_size": 104.9})
+    dropout = space.params[3]
+    assert dropout.check(0.5011, tolerance=0.01) == 0.5  # the tolerance is a share of the range (0.0022 here)
+
+
+def test_conform_applies_the_rule_of_check_to_a_column(space):
+    params = {p.name: p for p in space.params}
+    values, ok = params["dropout"].conform(np.array([0.1, 0.5 + 1e-9, 0.5011, np.nan, -1e-12]))
+    assert ok.tolist() == [True, True, False, False, True] and values[ok].tolist() == [0.1, 0.5, 0.0]
+    values, ok = params["batch_size"].conform(np.array([104.99999999999997, 104.9, 300.0, 16.0]))
+    assert ok.tolist() == [True, False, False, True] and values[ok].tolist() == [105.0, 16.0]
+    values, ok = params["lr"].conform(np.array([0.01, "0.01", True, None], dtype=object))
+    assert ok.tolist() == [True, False, False, False]
+    values, ok = params["optimizer"].conform(np.array(["adam", "rmsprop", None], dtype=object))
+    assert ok.tolist() == [True, False, False] and values[0] == "adam"
+    for name, column in [("dropout", [0.5 + 1e-9, 0.5011, -1e-3, 0.25]), ("batch_size", [255.9999999999, 256.4, 15.5])]:
+        values, ok = params[name].conform(np.array(column))
+        for value, canonical, accepted in zip(column, values, ok):  # one rule: check agrees with conform
+            if accepted:
+                assert params[name].check(value) == canonical
+            else:
+                with pytest.raises(ConfigError):
+                    params[name].check(value)

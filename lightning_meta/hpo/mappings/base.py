@@ -9,41 +9,48 @@ Objectives of different tasks live on different scales, so every mapping learns 
 
 from __future__ import annotations
 
-import importlib
-import pickle
+import inspect
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lightning_meta.errors import ConfigError, DataError
+from lightning_meta.errors import ConfigError, DataError, LightningMetaError
+from lightning_meta.hpo.mappings import file_format
+from lightning_meta.hpo.mappings.feature_encoder import FeatureEncoder
+from lightning_meta.hpo.mappings.threads import bounded_threads
 from lightning_meta.hpo.space import SearchSpace
 
-_FORMAT = "lightning_meta.hpo.mapping"
-_VERSION = 1
+Candidates = int | Sequence[dict] | pd.DataFrame
+"""What ``suggest`` ranks: a number of random draws (plus the configurations seen in training), or exactly
+the configurations given (a list of dicts, or a DataFrame with one column per hyperparameter)."""
 
 
 class Mapping(ABC):
     """Task features x hyperparameters -> predicted task-normalized score, and proposals from it.
 
-    Subclasses implement ``_fit`` and ``predict_encoded``; ``suggest`` scores candidate configurations
-    (random draws from the space plus every configuration seen in training) by
-    ``mean + exploration * std`` and returns the best ones not yet in ``observed``.
+    Subclasses implement ``_fit``, ``predict_encoded`` and the ``_fitted_state`` pair that a mapping
+    file stores; ``suggest`` scores candidate configurations by ``mean + exploration * std`` and
+    returns the best ones not yet in ``observed``. Fits and predictions run with at most ``threads``
+    threads (``threads.py`` says why); set ``mapping.threads`` to change it.
     """
 
     exploration: float = 0.0
+    threads: int = 1
 
     def fit(self, frame: pd.DataFrame, space: SearchSpace) -> Mapping:
-        """Learns from the complete runs of ``frame`` (failed/diverged rows are dropped)."""
-        frame = check_frame(frame, space)
-        self.space = space
-        self.feature_names = sorted(c[2:] for c in frame.columns if c.startswith("f_"))
-        self.seen = unique_rows(encode_frame(frame, space))
-        self.scaler = FeatureScaler().fit(task_features(frame, self.feature_names))
-        self._fit(frame, normalized_scores(frame))
+        """Learns from the complete runs of ``frame`` that fit ``space`` (the others are dropped, with a warning)."""
+        with bounded_threads(self.threads):
+            frame = check_frame(frame, space)
+            self.space = space
+            self.encoder = FeatureEncoder().fit(frame)
+            self.feature_names = self.encoder.names
+            self.seen = unique_rows(encode_frame(frame, space))
+            self._fit(frame, normalized_scores(frame))
         return self
 
     @abstractmethod
@@ -51,91 +58,124 @@ class Mapping(ABC):
         """Fits on ``frame`` (checked, complete rows only) and its task-normalized ``scores``."""
 
     def predict(
-        self, features: dict[str, float], configs: list[dict], observed: pd.DataFrame | None = None
+        self, features: dict[str, Any], configs: list[dict], observed: pd.DataFrame | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of the task-normalized score of each configuration."""
         self._check_fitted()
-        return self.predict_encoded(features, self.space.encode(configs), observed)
+        with bounded_threads(self.threads):
+            return self.predict_encoded(features, self.space.encode(configs), observed)
 
     @abstractmethod
     def predict_encoded(
-        self, features: dict[str, float], x: np.ndarray, observed: pd.DataFrame | None = None
+        self, features: dict[str, Any], x: np.ndarray, observed: pd.DataFrame | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """``predict`` for configurations already encoded by ``space.encode`` (``[n, dim]``)."""
 
     def suggest(
         self,
-        features: dict[str, float],
+        features: dict[str, Any],
         k: int = 1,
         observed: pd.DataFrame | None = None,
-        candidates: int = 2000,
+        candidates: Candidates = 2000,
         seed: int = 0,
     ) -> list[dict]:
-        """The ``k`` configurations with the best predicted score that are not in ``observed``."""
+        """The ``k`` best configurations not in ``observed``, among ``candidates`` (see ``Candidates``)."""
         self._check_fitted()
-        x = drop_observed(self.candidates(candidates, seed), observed, self.space)
+        with bounded_threads(self.threads):
+            if isinstance(candidates, (int, np.integer)) and not isinstance(candidates, bool):
+                return self._suggest_drawn(features, k, observed, int(candidates), seed)
+            configs = candidate_configs(candidates, self.space)
+            taken = observed_keys(observed, self.space)
+            configs = [c for c, row in zip(configs, np.round(self.space.encode(configs), 9)) if tuple(row) not in taken]
+            if not configs:
+                raise ConfigError("Every given candidate configuration is already observed: give configurations not yet run.")
+            return [configs[i] for i in self._best(features, self.space.encode(configs), k, observed)]
+
+    def _suggest_drawn(
+        self, features: dict[str, Any], k: int, observed: pd.DataFrame | None, n: int, seed: int
+    ) -> list[dict]:
+        """``suggest`` among ``self.candidates(n, seed)``."""
+        x = drop_observed(self.candidates(n, seed), observed, self.space)
         if len(x) == 0:
             raise ConfigError("Every candidate configuration is already observed: raise `candidates`.")
+        return [self.space.validate(c) for c in self.space.decode(x[self._best(features, x, k, observed)])]
+
+    def _best(self, features: dict[str, Any], x: np.ndarray, k: int, observed: pd.DataFrame | None) -> np.ndarray:
+        """Indices of the ``k`` rows of ``x`` with the best ``mean + exploration * std``, best first."""
         mean, std = self.predict_encoded(features, x, observed)
-        order = np.argsort(-(mean + self.exploration * std), kind="stable")[:k]
-        return [self.space.validate(c) for c in self.space.decode(x[order])]
+        return np.argsort(-(mean + self.exploration * std), kind="stable")[:k]
 
     def candidates(self, n: int, seed: int) -> np.ndarray:
         """Encoded candidates: every configuration seen in training plus ``n`` random draws."""
         return unique_rows(np.concatenate([self.seen, self.space.encode(self.space.sample(n, seed))]))
 
-    def scaled_features(self, features: dict[str, float]) -> np.ndarray:
-        """The task's features min-max scaled like the training tasks'; missing ones imputed."""
-        missing = [n for n in self.feature_names if n not in features]
-        if missing:
-            warnings.warn(
-                f"Task features {missing} were present in training but not given; they are imputed "
-                "with the training mean. Compute features the same way as for the pool's runs.",
-                stacklevel=3,
-            )
-        raw = np.array([float(features.get(n, np.nan)) for n in self.feature_names], dtype=float)
-        return self.scaler.transform(raw[None, :])[0]
+    def scaled_features(self, features: dict[str, Any]) -> np.ndarray:
+        """The task's features encoded and scaled like the training tasks'; missing ones imputed."""
+        return self.encoder.one(features)
 
     def save(self, path: str | Path) -> Path:
-        """Writes the fitted mapping to one file (read back by ``Mapping.load``)."""
+        """Writes the fitted mapping to one file holding no code (``file_format.py``), read by ``Mapping.load``."""
         self._check_fitted()
+        from lightning_meta.hpo.mappings import MAPPINGS
+
+        kinds = [name for name, cls in MAPPINGS.items() if cls is type(self)]
+        if not kinds:
+            raise ConfigError(f"{type(self).__name__} cannot be saved: only the mappings of MAPPINGS ({sorted(MAPPINGS)}) can.")
+        state = self._state()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        cls = type(self)
-        payload = {"format": _FORMAT, "version": _VERSION, "class": f"{cls.__module__}:{cls.__qualname__}",
-                   "space": self.space.to_dict(), "state": self._state()}
-        with path.open("wb") as handle:
-            pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        file_format.write(path, kinds[0], self.space.to_dict(), state)
         return path
 
     @staticmethod
     def load(path: str | Path) -> Mapping:
-        """Reads a file written by ``save``; a missing or corrupted file raises ConfigError."""
+        """Reads a file written by ``save``; a missing, corrupted, foreign or old (pickle) file raises ConfigError."""
+        from lightning_meta.hpo.mappings import MAPPINGS
+
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"Mapping file {path} does not exist: fit a mapping and save() it, or fix the path.")
+        kind, space, state = file_format.read(path)
+        if kind not in MAPPINGS:
+            raise ConfigError(f"Mapping file {path} names the mapping {kind!r}, which is not one of {sorted(MAPPINGS)}.")
         try:
-            with path.open("rb") as handle:
-                payload = pickle.load(handle)
-            valid = isinstance(payload, dict) and payload.get("format") == _FORMAT
-        except Exception as err:  # any unpickling failure means the same thing: not a mapping file
-            raise ConfigError(f"Mapping file {path} is corrupted ({type(err).__name__}): re-create it with save().") from None
-        if not valid or payload.get("version") != _VERSION:
-            raise ConfigError(f"{path} is not a lightning_meta mapping file (version {_VERSION}): re-create it with save().")
-        module, _, name = payload["class"].partition(":")
-        if not module.startswith("lightning_meta.hpo.mappings."):
-            raise ConfigError(f"Mapping file {path} names the class {payload['class']!r}, which is not a mapping.")
-        cls = getattr(importlib.import_module(module), name)
-        mapping = cls.__new__(cls)
-        mapping.space = SearchSpace.from_dict(payload["space"])
-        mapping._set_state(payload["state"])
+            mapping = MAPPINGS[kind](**state["settings"])
+            mapping.space = SearchSpace.from_dict(space)
+            mapping._set_state(state)
+        except (LightningMetaError, KeyError, TypeError, ValueError, AttributeError) as err:
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0]}" if str(err) else type(err).__name__
+            raise ConfigError(f"Mapping file {path} is corrupted ({reason}): re-create it with save().") from None
         return mapping
 
+    def _settings(self) -> dict[str, Any]:
+        """The constructor arguments (each subclass keeps them as attributes of the same name)."""
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        parameters = inspect.signature(type(self).__init__).parameters.values()
+        return {p.name: getattr(self, p.name) for p in parameters if p.kind in named and p.name != "self"}
+
     def _state(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "space"}
+        return {"settings": self._settings(), "threads": self.threads, "exploration": self.exploration,
+                "encoder": self.encoder.state(), "seen": self.seen, "fitted": self._fitted_state()}
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.threads, self.exploration = int(state["threads"]), float(state["exploration"])
+        self.encoder = FeatureEncoder.from_state(state["encoder"])
+        self.feature_names = self.encoder.names
+        self.seen = np.asarray(state["seen"], dtype=float)
+        with bounded_threads(self.threads):
+            self._set_fitted_state(state["fitted"])
+
+    def _fitted_state(self) -> dict[str, Any]:
+        """What ``_fit`` learnt, as JSON values, arrays and tensors (see ``file_format.py``).
+
+        Every kind in ``MAPPINGS`` (the only ones ``save`` and ``load`` accept) overrides this pair;
+        mappings that are never saved (a random search, a constant) need not.
+        """
+        raise ConfigError(f"{type(self).__name__} does not define _fitted_state: implement it to register it in MAPPINGS.")
+
+    def _set_fitted_state(self, state: dict[str, Any]) -> None:
+        """Restores what ``_fitted_state`` returned."""
+        raise ConfigError(f"{type(self).__name__} does not define _set_fitted_state: implement it to register it in MAPPINGS.")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "space"):
@@ -143,7 +183,12 @@ class Mapping(ABC):
 
 
 def check_frame(frame: pd.DataFrame, space: SearchSpace) -> pd.DataFrame:
-    """The complete, finite rows of a pool frame; DataError when columns are missing."""
+    """The complete, finite runs of a pool frame that fit ``space``, their values in canonical form.
+
+    A pool may hold runs of several search spaces (``frame()`` has ``hp_`` columns for all of them,
+    NaN where a run lacks one) or values the space refuses; those runs are dropped with one warning
+    that counts them by reason. DataError when columns are missing or no run is left.
+    """
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"A mapping is fit on a pandas DataFrame (ExperiencePool.frame()), got {type(frame).__name__}.")
     needed = ["task", "objective"] + [f"hp_{n}" for n in space.names]
@@ -155,7 +200,73 @@ def check_frame(frame: pd.DataFrame, space: SearchSpace) -> pd.DataFrame:
     frame = frame[np.isfinite(frame["objective"].to_numpy(dtype=float))]
     if frame.empty:
         raise DataError("The frame has no complete run with a finite objective: record runs in the pool first.")
-    return frame.reset_index(drop=True)
+    usable, reasons = usable_rows(frame, space)
+    if usable.empty:
+        raise DataError(f"No run of the frame fits the search space {space.names}: {reasons}. Fit on runs of this space.")
+    if reasons:
+        warnings.warn(
+            f"{len(frame) - len(usable)} of {len(frame)} runs do not fit the search space {space.names} and are "
+            f"left out of the fit: {reasons}. Fit one mapping per search space, or widen the space.",
+            stacklevel=3,
+        )
+    return usable.reset_index(drop=True)
+
+
+def usable_rows(frame: pd.DataFrame, space: SearchSpace) -> tuple[pd.DataFrame, str]:
+    """The rows whose configuration ``space`` accepts (values made canonical by ``Param.conform``), and
+    why the others are not usable ("" when all are): a value missing, a value outside the space, or a
+    value of a hyperparameter the space does not declare (a run of another search space)."""
+    keep = np.ones(len(frame), dtype=bool)
+    lacking, outside, canonical = [], [], {}
+    n_missing = n_outside = 0
+    for p in space.params:
+        column = frame[f"hp_{p.name}"].to_numpy()
+        canonical[f"hp_{p.name}"], ok = p.conform(column)
+        absent = ~ok & keep & np.asarray(pd.isna(column), dtype=bool)
+        refused = ~ok & keep & ~absent
+        n_missing, n_outside = n_missing + int(absent.sum()), n_outside + int(refused.sum())
+        lacking += [p.name] if absent.any() else []
+        outside += [f"{p.name}={v.item() if isinstance(v, np.generic) else v!r}" for v in column[refused][:1]]
+        keep &= ok
+    extra = [c for c in frame.columns if c.startswith("hp_") and c[3:] not in space.names]
+    foreign = keep & np.asarray(frame[extra].notna().any(axis=1), dtype=bool) if extra else np.zeros(len(frame), dtype=bool)
+    keep &= ~foreign
+    reasons = [
+        (n_missing, f"{n_missing} lack a value of {lacking}"),
+        (n_outside, f"{n_outside} have a value outside it (e.g. {', '.join(outside)})"),
+        (int(foreign.sum()), f"{int(foreign.sum())} set hyperparameters it does not declare "
+                             f"({[c[3:] for c in extra]}: runs of another search space)"),
+    ]
+    return frame.assign(**canonical)[keep], ", ".join(text for count, text in reasons if count)
+
+
+def candidate_configs(candidates: Sequence[dict] | pd.DataFrame, space: SearchSpace) -> list[dict]:
+    """The given candidate configurations, each checked against ``space`` (ConfigError names the bad one).
+
+    A DataFrame may name its columns like the hyperparameters or like a pool frame (``hp_<name>``);
+    its other columns are ignored.
+    """
+    if isinstance(candidates, pd.DataFrame):
+        for prefix in ("", "hp_"):
+            columns = [prefix + n for n in space.names]
+            if all(c in candidates.columns for c in columns):
+                records = candidates[columns].set_axis(space.names, axis=1).to_dict("records")
+                break
+        else:
+            raise ConfigError(
+                f"The candidates DataFrame has no column for each of {space.names} (or hp_<name>): "
+                f"its columns are {list(candidates.columns)}."
+            )
+    elif isinstance(candidates, Sequence) and not isinstance(candidates, str):
+        records = list(candidates)
+    else:
+        raise ConfigError(
+            f"candidates={candidates!r} is invalid: give a number of random draws, a list of configurations "
+            "(dicts) or a DataFrame of them."
+        )
+    if not records:
+        raise ConfigError("candidates is empty: give at least one configuration to rank.")
+    return [space.validate(c) for c in records]
 
 
 def normalized_scores(frame: pd.DataFrame) -> np.ndarray:
@@ -201,39 +312,36 @@ def drop_observed(x: np.ndarray, observed: pd.DataFrame | None, space: SearchSpa
 
 
 def observed_keys(observed: pd.DataFrame | None, space: SearchSpace) -> set[tuple]:
-    """The encoded configurations of ``observed`` (rounded) as hashable keys."""
-    if observed is None or observed.empty:
-        return set()
-    return {tuple(row) for row in np.round(encode_frame(observed, space), 9)}
+    """The encoded configurations of ``observed`` (rounded) as hashable keys, failed trials included."""
+    rows = observed_rows(observed, space)
+    return {tuple(row) for row in np.round(encode_frame(rows, space), 9)}
 
 
 def observed_scores(observed: pd.DataFrame | None, space: SearchSpace) -> tuple[np.ndarray, np.ndarray]:
     """Encoded configurations and raw objectives of the complete, finite trials in ``observed``."""
-    if observed is None or observed.empty:
+    rows = observed_rows(observed, space)
+    if rows.empty:
         return np.zeros((0, space.dim)), np.zeros(0)
-    observed = check_frame(observed.assign(task="observed"), space)
-    return encode_frame(observed, space), observed["objective"].to_numpy(dtype=float)
+    if "objective" not in rows.columns:
+        raise DataError("The observed trials lack the column 'objective': pass the task's runs from ExperiencePool.frame().")
+    if "status" in rows.columns:
+        rows = rows[rows["status"] == "complete"]
+    rows = rows[np.isfinite(rows["objective"].to_numpy(dtype=float))]
+    return encode_frame(rows, space), rows["objective"].to_numpy(dtype=float)
 
 
-class FeatureScaler:
-    """Min-max scaling of task features fit on the training tasks; NaN -> the training mean."""
+def observed_rows(observed: pd.DataFrame | None, space: SearchSpace) -> pd.DataFrame:
+    """The trials of ``observed`` whose configuration ``space`` accepts (canonical values).
 
-    def fit(self, x: np.ndarray) -> FeatureScaler:
-        self.low = np.nanmin(x, axis=0) if len(x) else np.zeros(x.shape[1])
-        self.span = np.where(np.nanmax(x, axis=0) - self.low > 1e-12, np.nanmax(x, axis=0) - self.low, 1.0)
-        self.mean = np.nan_to_num((np.nanmean(x, axis=0) - self.low) / self.span, nan=0.5)
-        return self
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        scaled = (np.asarray(x, dtype=float) - self.low) / self.span
-        return np.where(np.isnan(scaled), self.mean, scaled)
-
-
-def task_features(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
-    """``[n_rows, n_features]`` array of the ``f_`` columns in ``names`` order."""
-    if not names:
-        return np.zeros((len(frame), 0))
-    return frame[[f"f_{n}" for n in names]].to_numpy(dtype=float)
+    Trials of another search space, or with a value the space refuses, can neither be compared
+    with its candidates nor adapted to, so they are left out.
+    """
+    if observed is None or observed.empty:
+        return pd.DataFrame({f"hp_{n}": [] for n in space.names})
+    missing = [f"hp_{n}" for n in space.names if f"hp_{n}" not in observed.columns]
+    if missing:
+        raise DataError(f"The observed trials lack columns {missing}: pass the task's runs from ExperiencePool.frame().")
+    return usable_rows(observed, space)[0]
 
 
 def nearest_rows(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:

@@ -12,14 +12,16 @@ An ensemble of ``members`` networks (different seeds) gives the uncertainty.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
 from lightning_meta.errors import ConfigError
-from lightning_meta.hpo.mappings.base import Mapping, encode_frame, observed_scores, task_features
-from lightning_meta.hpo.mappings.prior import priors
+from lightning_meta.hpo.mappings.base import Mapping, encode_frame, observed_scores
+from lightning_meta.hpo.mappings.prior import ConfigPrior, priors
 from lightning_meta.learners.inner_loop import adapt, forward
 
 
@@ -107,7 +109,7 @@ class MetaSurrogate(Mapping):
         encoded = encode_frame(frame, self.space)
         self.prior, held_out = priors(encoded, scores, frame["task"].to_numpy())
         inputs = np.concatenate(
-            [self.scaler.transform(task_features(frame, self.feature_names)), encoded, held_out[:, None]], axis=1
+            [self.encoder.frame(frame), encoded, held_out[:, None]], axis=1
         )
         tasks = [np.flatnonzero(frame["task"].to_numpy() == t) for t in frame["task"].unique()]
         data = [
@@ -117,6 +119,17 @@ class MetaSurrogate(Mapping):
         ]
         self.inputs = inputs.shape[1] + 1  # + the correction bound, added per episode
         self.state = self._meta_train(data)
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {"inputs": self.inputs, "weights": self.state, "prior": self.prior.state()}
+
+    def _set_fitted_state(self, state: dict[str, Any]) -> None:
+        self.inputs = int(state["inputs"])
+        self.state = {name: torch.as_tensor(value, dtype=torch.float32) for name, value in state["weights"].items()}
+        self.prior = ConfigPrior.from_state(state["prior"])
+        expected = dict(self._network().named_parameters())
+        if {n: tuple(p.shape) for n, p in expected.items()} != {n: tuple(t.shape) for n, t in self.state.items()}:
+            raise ValueError("the stored weights do not match the network the settings describe")
 
     def _network(self) -> EnsembleMLP:
         return EnsembleMLP(self.inputs, self.hidden, members=self.members)

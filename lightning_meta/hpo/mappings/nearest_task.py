@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-from lightning_meta.hpo.mappings.base import Mapping, encode_frame, nearest_rows, observed_keys, task_features
+from lightning_meta.hpo.mappings.base import Mapping, encode_frame, nearest_rows, observed_keys
 
 
 class NearestTask(Mapping):
     """Ranks training tasks by L1 distance of min-max-scaled meta-features to the new task.
 
     ``suggest`` proposes the best configuration of the nearest task, then of the second
-    nearest, and so on (then each task's second best, ...). ``predict`` averages, over the
+    nearest, and so on (then each task's second best, ...); given explicit ``candidates`` it
+    ranks them by ``predict`` instead. ``predict`` averages, over the
     ``neighbours`` nearest tasks weighted by ``1 / (distance + 0.05)``, each task's score of the
     closest configuration it ran; the spread over those tasks is the uncertainty.
     """
@@ -22,7 +25,7 @@ class NearestTask(Mapping):
 
     def _fit(self, frame: pd.DataFrame, scores: np.ndarray) -> None:
         encoded = encode_frame(frame, self.space)
-        features = self.scaler.transform(task_features(frame, self.feature_names))
+        features = self.encoder.frame(frame)
         self.tasks = []
         for task in frame["task"].unique():
             rows = np.flatnonzero(frame["task"].to_numpy() == task)
@@ -44,8 +47,7 @@ class NearestTask(Mapping):
         std = np.sqrt(weights @ (per_task - mean) ** 2 / weights.sum())
         return mean, std
 
-    def suggest(self, features, k=1, observed=None, candidates=2000, seed=0):
-        self._check_fitted()
+    def _suggest_drawn(self, features, k, observed, n, seed):
         tasks, _ = self._ranked(features)
         taken = observed_keys(observed, self.space)
         proposals = []
@@ -59,3 +61,9 @@ class NearestTask(Mapping):
             if len(proposals) >= k:
                 break
         return [self.space.validate(c) for c in self.space.decode(np.array(proposals))] if proposals else []
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {"tasks": self.tasks}
+
+    def _set_fitted_state(self, state: dict[str, Any]) -> None:
+        self.tasks = [{name: np.asarray(values, dtype=float) for name, values in task.items()} for task in state["tasks"]]

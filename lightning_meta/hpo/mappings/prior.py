@@ -10,6 +10,8 @@ random runs it is a k-nearest-neighbour average.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.spatial import cKDTree
 
@@ -32,12 +34,17 @@ class ConfigPrior:
         weights = np.where(covered_before < self.k, counts, 0.0)
         return (weights * self.mean[index]).sum(axis=1) / weights.sum(axis=1)
 
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "tree"}  # the tree is rebuilt on load
+    def state(self) -> dict[str, Any]:
+        """The arrays a mapping file stores; the tree is rebuilt from them."""
+        return {"keys": self.keys, "mean": self.mean, "counts": self.counts, "k": self.k}
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self.tree = cKDTree(self.keys)
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ConfigPrior:
+        prior = cls.__new__(cls)
+        prior.keys, prior.mean, prior.counts = (np.asarray(state[n], dtype=float) for n in ("keys", "mean", "counts"))
+        prior.k = int(state["k"])
+        prior.tree = cKDTree(prior.keys)
+        return prior
 
 
 def group_by_config(encoded: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
