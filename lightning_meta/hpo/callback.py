@@ -125,10 +125,9 @@ class HyperparameterMapping(Callback):
             apply(trainer, pl_module, self.targets[name], value)
         if trainer.is_global_zero:
             self._say(pl_module)
-        self._log(trainer)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Verifies, then records: a run is never recorded with values its optimizers do not carry.
+        """Verifies, then records (pool and loggers): a run is never recorded with values its optimizers do not carry.
 
         The optimizers exist from ``on_fit_start`` on, but a resumed checkpoint restores their state after it, so
         this is the first hook that sees the rates training will use.
@@ -137,6 +136,7 @@ class HyperparameterMapping(Callback):
         applied = {name: (key, float(value)) for name, (key, value) in applied.items() if key is not None}
         readers = {name: reader(pl_module, self.targets[name]) for name in applied}
         check_optimizers(trainer.optimizers, applied, type(pl_module).__name__, readers, trainer.ckpt_path)
+        self._log(trainer)
         if trainer.is_global_zero:
             self.run_id = self._pool_call("start", self.task, self.features, self.config)
 

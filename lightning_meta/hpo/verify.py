@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from numbers import Real
 from typing import Any
 
+from torch import Tensor
 from torch.optim import Optimizer
 
 from lightning_meta.errors import ConfigError
@@ -43,10 +45,17 @@ def carried(group: Mapping[str, Any], key: str) -> list[float]:
         names = ("momentum", "max_momentum")
     else:
         names = (key,)
-    values = [group[n] for n in names if isinstance(group.get(n), (int, float))]
+    values = [group.get(n) for n in names]
     if key == "momentum" and isinstance(group.get("betas"), (tuple, list)):
         values.append(group["betas"][0])
-    return [float(v) for v in values]
+    return [float(v) for v in values if _scalar(v)]
+
+
+def _scalar(value: Any) -> bool:
+    """A number, or a one-element tensor (``Adam(lr=torch.tensor(...))``)."""
+    if isinstance(value, Tensor):
+        return value.numel() == 1
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def check_optimizers(

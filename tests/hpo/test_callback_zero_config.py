@@ -13,7 +13,7 @@ from lightning_meta.errors import ConfigError
 from lightning_meta.hpo.callback import HyperparameterMapping
 from lightning_meta.hpo.pool import ExperiencePool
 from lightning_meta.hpo.verify import check_optimizers, optimizer_key
-from tests.hpo.test_callback import RandomData, _Constant, _trainer
+from tests.hpo.test_callback import CaptureLogger, RandomData, _Constant, _trainer
 
 SPACE = {
     "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
@@ -164,14 +164,15 @@ def test_learning_rate_stands_for_lr():
 
 
 def test_an_optimizer_that_ignores_the_applied_lr_fails_and_nothing_is_recorded(tmp_path):
-    pool = _pool(tmp_path)
+    pool, logger = _pool(tmp_path), CaptureLogger()
     with pytest.raises(ConfigError) as error:
-        _trainer(HyperparameterMapping(mapping=_mapping(), pool=pool)).fit(HardCoded(), datamodule=NoBatchSize())
+        _trainer(HyperparameterMapping(mapping=_mapping(), pool=pool), logger=logger).fit(
+            HardCoded(), datamodule=NoBatchSize())
     assert str(error.value) == (
         "HyperparameterMapping set lr=0.0046 on HardCoded but its optimizer's param group 0 has lr=0.001: "
         "make configure_optimizers read self.lr."
     )
-    assert pool.count() == 0
+    assert pool.count() == 0 and not any(key.startswith("hpo/") for key in {**logger.hparams, **logger.metrics})
 
 
 def test_an_unread_hparams_key_is_named_in_the_error(tmp_path):
@@ -233,6 +234,13 @@ def test_momentum_is_read_from_sgd_momentum_or_adam_betas(make):
     check_optimizers([make(params, 0.5)], {"momentum": ("momentum", 0.5)}, "M", {"momentum": "self.momentum"})
     with pytest.raises(ConfigError, match=r"has momentum=0\.9: make configure_optimizers read self\.momentum\.$"):
         check_optimizers([make(params, 0.9)], {"momentum": ("momentum", 0.5)}, "M", {"momentum": "self.momentum"})
+
+
+def test_a_tensor_learning_rate_is_read():
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    check_optimizers([torch.optim.Adam(params, lr=torch.tensor(0.01))], {"lr": ("lr", 0.01)}, "M", {"lr": "self.lr"})
+    with pytest.raises(ConfigError, match=r"has lr=0\.02: make configure_optimizers read self\.lr\.$"):
+        check_optimizers([torch.optim.Adam(params, lr=torch.tensor(0.02))], {"lr": ("lr", 0.01)}, "M", {"lr": "self.lr"})
 
 
 def test_several_optimizers_are_named_and_one_carrying_the_value_is_enough():
