@@ -83,7 +83,8 @@ def check_optimizers(
                 "of the search space."
             )
         o, g, values = holding[0]
-        where = f"optimizer {o}'s param group {g}" if len({h[0] for h in holding}) > 1 else f"optimizer's param group {g}"
+        several = len({h[0] for h in groups}) > 1
+        where = f"optimizer {o}'s param group {g}" if several else f"optimizer's param group {g}"
         fix = (f"resuming from {restored_from} restored the optimizer's own {key}; resume without "
                "HyperparameterMapping, or start a new fit" if restored_from else
                f"make configure_optimizers read {readers[name]}")
