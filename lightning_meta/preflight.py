@@ -53,7 +53,7 @@ def check_model_fits_data(model: nn.Module, datamodule) -> None:
 
 
 TOP_LEVEL_KEYS = frozenset({
-    "task_name", "seed", "train", "test", "ckpt_path", "keep_freed_memory",  # conf/config.yaml
+    "task_name", "seed", "train", "test", "ckpt_path", "keep_freed_memory", "optimized_metric",  # conf/config.yaml
     "data", "image", "model", "trainer", "callbacks", "logger", "paths", "hydra",  # its groups
 })
 """The top-level keys ``train.py`` reads. Hydra lets a ``# @package _global_`` preset (``+experiment=...``) add

@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_meta.cli.quiet import quiet_resumed_checkpoint_dir, quiet_third_party_warnings
-from lightning_meta.errors import LightningMetaError, TrainingDiverged
+from lightning_meta.errors import ConfigError, LightningMetaError, TrainingDiverged
 from lightning_meta.launch import check_launch
 from lightning_meta.learners.checkpoint import command_line, learner_for_checkpoint, read_checkpoint
 from lightning_meta.malloc import keep_freed_memory
@@ -97,7 +97,12 @@ def _drop_weight_averaging(trainer: L.Trainer) -> None:
 
 
 def objective(cfg: DictConfig) -> float | None:
-    """``run`` as a Hydra task function: the value sweepers optimise (test accuracy, else validation accuracy).
+    """``run`` as a Hydra task function: returns ``cfg.optimized_metric``, the value sweepers optimise.
+
+    The metric is a validation one (``val_acc`` by default), so a sweep selects a configuration without looking at
+    the test episodes; the search configs turn testing off in every trial (``conf/hparams_search/``), and the chosen
+    configuration is tested once afterwards (docs/hparams_search.md). A multirun job that logged no such metric is
+    an error naming the logged ones, so a sweep never optimises a missing value.
 
     The task function of ``train.py`` and ``lightning-meta train``: it runs with the command line's warnings filters
     (``cli/quiet.py``), in every job of a sweep, launched in this process or in another. A project error (bad input,
@@ -110,13 +115,26 @@ def objective(cfg: DictConfig) -> float | None:
             if cfg.get("ckpt_path") and cfg.get("train", True):
                 quiet_resumed_checkpoint_dir()
             metrics = run(cfg)
+            return _optimized(cfg, metrics)
     except Exception as error:
         ours = _project_error(error)
         if ours is None or os.environ.get("HYDRA_FULL_ERROR") == "1" or _in_multirun():
             raise
         print(f"Error: {ours}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
-    return metrics.get("test_acc", metrics.get("val_acc"))
+
+
+def _optimized(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
+    """The value of ``cfg.optimized_metric``; missing in a multirun job, a ``ConfigError`` naming the logged ones."""
+    name = cfg.get("optimized_metric", "val_acc")
+    if name in metrics:
+        return float(metrics[name])
+    if _in_multirun():
+        raise ConfigError(
+            f"optimized_metric={name!r} was not logged by this job (logged: {', '.join(sorted(metrics)) or 'none'}): "
+            "set optimized_metric to one of them, or keep train=true so validation runs."
+        )
+    return None
 
 
 def _project_error(error: BaseException | None) -> LightningMetaError | None:

@@ -1,15 +1,25 @@
-"""The Lightning callback that puts a hyperparameter mapping to work on any LightningModule.
+"""The Lightning callback that puts a hyperparameter mapping to work on any LightningModule, with no arguments.
 
-At ``setup("fit")`` — before ``configure_optimizers`` runs and before any dataloader exists — it
-computes the task's features, asks the mapping for a configuration, writes each value where the
-search space says (``lr`` on the module or its ``hparams``, ``datamodule.batch_size``, ...),
-and logs the choice. Rank 0 decides and broadcasts, so every DDP rank trains the same
-configuration. At the end of fit the outcome goes to the experience pool, so the mapping can
-learn from every run; a pool that cannot be reached only costs a warning, never the fit.
+Each fit runs four steps, each in its own module (as Lightning's ``callbacks/lr_finder.py`` drives
+``tuner/lr_finder.py``):
+
+1. **decide** (``decision.py``, ``setup("fit")``, rank 0): find where each hyperparameter of the space goes
+   (``apply.resolve``), compute the task's features and ask the mapping for a configuration; the decision is
+   broadcast so every DDP rank trains the same configuration.
+2. **apply** (``apply.py``, ``setup("fit")``, every rank): write the values before ``configure_optimizers`` runs
+   and before any dataloader exists.
+3. **verify** (``verify.py``, ``on_train_start``): the optimizers exist and a resumed checkpoint's optimizer state
+   is restored; each applied ``lr``, ``weight_decay`` or ``momentum`` must be in a param group.
+4. **record** (rank 0): only a verified run is started in the experience pool; its outcome is stored at the end
+   of fit. A pool that cannot be reached only costs a warning, never the fit.
+
+With the mapping's own space (no ``space=``) the callback sets what the module or datamodule exposes and skips
+the rest, logging why (``callback.skipped``); a space the user gives is applied in full or not at all.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import warnings
@@ -18,27 +28,31 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import pandas as pd
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_setattr
 
 from lightning_meta.errors import ConfigError, PoolError
-from lightning_meta.hpo.features import probe_features, task_features
+from lightning_meta.hpo.apply import apply, reader
+from lightning_meta.hpo.decision import Decision, decide
 from lightning_meta.hpo.mappings.base import Mapping
 from lightning_meta.hpo.pool import ExperiencePool
 from lightning_meta.hpo.space import SearchSpace
+from lightning_meta.hpo.verify import check_optimizers, optimizer_key
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAPPING_DIR = Path(__file__).resolve().parents[1] / "assets" / "mapping"
 _MODES = {"max": "maximize", "min": "minimize"}
 
 
 class HyperparameterMapping(Callback):
-    """Proposes and applies hyperparameters at ``setup("fit")``; records the outcome after fit.
+    """Proposes and applies hyperparameters at ``setup("fit")``, checks the optimizers use them, records the outcome.
 
     Args:
         mapping: a fitted ``Mapping``, the path of a saved one, or None for the mapping shipped
             in ``lightning_meta/assets/mapping/default.*``.
-        space: which hyperparameters to set and where (``SearchSpace``, its dict, a YAML path);
-            defaults to the mapping's space.
+        space: which hyperparameters to set and where (``SearchSpace``, its dict, a YAML path); every target
+            must exist. None: the mapping's space, of which only what the module or datamodule exposes is set.
         pool: ``ExperiencePool`` or database URL where runs are recorded; None records nothing.
             Earlier runs of the same ``task`` in the pool are the mapping's observed trials, so
             repeated fits on one task continue a search instead of repeating one configuration.
@@ -46,6 +60,10 @@ class HyperparameterMapping(Callback):
         task: the task's name in the pool; defaults to ``<Module>/<DataModule>`` class names.
         monitor, mode: the metric in ``trainer.callback_metrics`` that scores the run.
         k: how many proposals to keep (``proposals``; the first is applied).
+        probe_batches: how many training batches ``probe`` uses.
+
+    After ``fit``: ``config`` (the applied values), ``targets`` (where each went), ``skipped`` (name -> why not
+    applied), ``features``, ``proposals``, ``predicted`` and ``run_id``.
     """
 
     def __init__(
@@ -65,6 +83,7 @@ class HyperparameterMapping(Callback):
         if k < 1:
             raise ConfigError(f"HyperparameterMapping k={k} is invalid: give k >= 1.")
         self.mapping = _load_mapping(mapping)
+        self.strict = space is not None
         self.space = _load_space(space) if space is not None else self.mapping.space
         self._pool_arg = pool
         self.pool: ExperiencePool | None = None
@@ -77,17 +96,20 @@ class HyperparameterMapping(Callback):
         self.features: dict[str, float] = {}
         self.proposals: list[dict] = []
         self.config: dict[str, Any] = {}
+        self.targets: dict[str, str] = {}
+        self.skipped: dict[str, str] = {}
         self.predicted: tuple[float, float] = (math.nan, math.nan)
         self.run_id: int | None = None
         self.curve: list[float] = []
         self._started = 0.0
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Decides on rank 0, broadcasts, applies on every rank: before ``configure_optimizers`` and any dataloader."""
         if stage != "fit":
             return
         self.task = self.task or _default_task(pl_module, trainer.datamodule)
         self.curve, self.run_id, self._started = [], None, time.monotonic()
-        decision: Any = None
+        decision: Decision | Exception | None = None
         if trainer.is_global_zero:
             self.pool = self._open_pool()
             try:
@@ -97,31 +119,47 @@ class HyperparameterMapping(Callback):
         decision = trainer.strategy.broadcast(decision, src=0)
         if isinstance(decision, Exception):
             raise decision
-        self.features, self.proposals, self.predicted = decision
-        self.config = self.space.validate(_within(self.space, self.proposals[0]))
+        self.features, self.proposals, self.predicted = decision.features, decision.proposals, decision.predicted
+        self.config, self.targets, self.skipped = decision.config, decision.targets, decision.skipped
         for name, value in self.config.items():
-            _apply(trainer, pl_module, self._target(name), value)
+            apply(trainer, pl_module, self.targets[name], value)
+        if trainer.is_global_zero:
+            self._say(pl_module)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Verifies, then records (pool and loggers): a run is never recorded with values its optimizers do not carry.
+
+        The optimizers exist from ``on_fit_start`` on, but a resumed checkpoint restores their state after it, so
+        this is the first hook that sees the rates training will use.
+        """
+        applied = {name: (optimizer_key(self.targets[name]), value) for name, value in self.config.items()}
+        applied = {name: (key, float(value)) for name, (key, value) in applied.items() if key is not None}
+        readers = {name: reader(pl_module, self.targets[name]) for name in applied}
+        check_optimizers(trainer.optimizers, applied, type(pl_module).__name__, readers, trainer.ckpt_path)
         self._log(trainer)
         if trainer.is_global_zero:
             self.run_id = self._pool_call("start", self.task, self.features, self.config)
 
-    def _decide(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
-        features = dict(task_features(pl_module, trainer.datamodule))
-        if self.probe:
-            features.update(probe_features(pl_module, islice(_train_batches(trainer, pl_module), self.probe_batches)))
-        observed = self._observed()
-        proposals = self.mapping.suggest(features, k=self.k, observed=observed)
-        mean, std = self.mapping.predict(features, proposals[:1], observed=observed)
-        return features, proposals, (float(mean[0]), float(std[0]))
+    def _decide(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Decision:
+        batches = islice(_train_batches(trainer, pl_module), self.probe_batches) if self.probe else None
+        return decide(self.mapping, self.space, trainer, pl_module, strict=self.strict, k=self.k,
+                      observed=self._observed(), probe_batches=batches)
 
-    def _observed(self):
+    def _observed(self) -> pd.DataFrame | None:
+        """Earlier complete runs of this task that set every hyperparameter of the space."""
         frame = self._pool_call("frame")
-        if frame is None or frame.empty or not {f"hp_{n}" for n in self.space.names} <= set(frame.columns):
+        columns = [f"hp_{n}" for n in self.space.names]
+        if frame is None or frame.empty or not set(columns) <= set(frame.columns):
             return None
-        return frame[frame["task"] == self.task]
+        frame = frame[(frame["task"] == self.task) & frame[columns].notna().all(axis=1)]
+        return frame if not frame.empty else None
 
-    def _target(self, name: str) -> str:
-        return next(p.target for p in self.space.params if p.name == name)
+    def _say(self, pl_module: pl.LightningModule) -> None:
+        module = type(pl_module).__name__
+        applied = ", ".join(f"{n}={_show(v)} -> {self.targets[n]}" for n, v in self.config.items())
+        log.info("HyperparameterMapping applies on %s: %s", module, applied)
+        for name, why in self.skipped.items():
+            log.info("HyperparameterMapping skips %s: %s", name, why)
 
     def _log(self, trainer: pl.Trainer) -> None:
         params = {f"hpo/{name}": value for name, value in self.config.items()}
@@ -197,62 +235,6 @@ class HyperparameterMapping(Callback):
             return None
 
 
-def _within(space: SearchSpace, proposal: dict[str, Any]) -> dict[str, Any]:
-    """The proposal restricted to the user's space: hyperparameters the user does not tune are dropped
-    and numbers are clipped into the user's ranges (the mapping may know a wider space)."""
-    config = {}
-    for param in space.params:
-        if param.name not in proposal:
-            continue  # validate() names what is missing
-        value = proposal[param.name]
-        if param.type != "categorical" and param.low is not None and param.high is not None:
-            value = min(max(value, param.low), param.high)
-        config[param.name] = value
-    return config
-
-
-def _apply(trainer: pl.Trainer, pl_module: pl.LightningModule, target: str, value: Any) -> None:
-    """Writes ``value`` where ``target`` points, the way ``lightning_setattr`` does.
-
-    ``datamodule.<attr>`` goes to ``trainer.datamodule``, ``model.<path>`` to the (nested)
-    attribute of the LightningModule, and a plain name to the module's attribute or ``hparams``
-    key (or the datamodule's), exactly as Lightning's own tuner resolves it.
-    """
-    if target.startswith("datamodule."):
-        if trainer.datamodule is None:
-            raise ConfigError(f"Search-space target {target!r} needs a datamodule: pass datamodule= to trainer.fit().")
-        _set_path(trainer.datamodule, target.split(".", 1)[1], value, target)
-    elif target.startswith("model."):
-        _set_path(pl_module, target.split(".", 1)[1], value, target)
-    elif lightning_hasattr(pl_module, target):
-        lightning_setattr(pl_module, target, value)
-    else:
-        raise ConfigError(
-            f"Search-space target {target!r} is neither an attribute nor an hparams key of "
-            f"{type(pl_module).__name__} or its datamodule: add it (e.g. self.{target} = ... in __init__) "
-            "or set `target` in the search space."
-        )
-
-
-def _set_path(root: Any, path: str, value: Any, target: str) -> None:
-    """Sets the dotted attribute ``path`` below ``root`` (the last part may be an hparams key)."""
-    *parents, last = path.split(".")
-    owner = root
-    for part in parents:
-        if not hasattr(owner, part):
-            raise ConfigError(f"Search-space target {target!r}: {type(owner).__name__} has no attribute {part!r}; fix the target.")
-        owner = getattr(owner, part)
-    if hasattr(owner, last):
-        setattr(owner, last, value)
-    elif last in getattr(owner, "hparams", {}):
-        owner.hparams[last] = value
-    else:
-        raise ConfigError(
-            f"Search-space target {target!r}: {type(owner).__name__} has no attribute or hparams key {last!r}; "
-            "add it or fix the target."
-        )
-
-
 def _train_batches(trainer: pl.Trainer, pl_module: pl.LightningModule):
     source = trainer.datamodule if trainer.datamodule is not None else pl_module
     try:
@@ -262,6 +244,10 @@ def _train_batches(trainer: pl.Trainer, pl_module: pl.LightningModule):
             f"probe=True needs training batches before fit, but {type(source).__name__}.train_dataloader() "
             f"failed ({error}): use a LightningDataModule or set probe=False."
         ) from error
+
+
+def _show(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else repr(value)
 
 
 def _default_task(pl_module: pl.LightningModule, datamodule: Any) -> str:

@@ -132,5 +132,7 @@ class Reptile(MetaLearner):
             return torch.stack([forward(self.backbone, phi, torch.cat([support_x, q[None]]))[-1] for q in query_x])
 
     def configure_optimizers(self) -> Any:
-        """SGD on the Reptile direction, its rate annealed as ``lr_schedule`` says (linear to 0 by default)."""
-        return self._with_schedule(torch.optim.SGD(self.parameters(), lr=self.lr))
+        """SGD on the Reptile direction, its rate annealed as ``lr_schedule`` says (linear to 0 by default), with the
+        ``weight_decay`` every learner's hparams carry (0 unless a tuner such as ``HyperparameterMapping`` sets it)."""
+        return self._with_schedule(
+            torch.optim.SGD(self.parameters(), lr=self.lr, weight_decay=self.hparams.weight_decay))

@@ -1,5 +1,6 @@
 """``python train.py -m hparams_search=optuna_mapping``: a real Optuna sweep of tiny runs, warm-started by the mapping."""
 
+import csv
 import math
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from lightning_meta.cli import train
+from lightning_meta.errors import ConfigError
 from lightning_meta.hpo.callback import DEFAULT_MAPPING_DIR
 from lightning_meta.hpo.mappings import Mapping
 from tests.cli.test_train_cli import CONF, TINY
@@ -63,9 +66,12 @@ def test_sweep_runs_n_trials_first_one_from_the_mapping_and_writes_best_params(t
     best = max(trials, key=lambda t: t["value"])
     assert results["best_value"] == best["value"] and results["best_params"] == best["params"]
     assert set(results["best_params"]) == {"model.lr", WD}
-    for trial in trials:  # the value told to Optuna is the test accuracy each job logged
-        metrics = (sweep / str(trial["number"]) / "csv").glob("*/metrics.csv")
-        assert any(str(trial["value"])[:8] in m.read_text() for m in metrics)
+    for trial in trials:  # the value told to Optuna is the last validation accuracy each job logged; no job tested
+        (metrics,) = (sweep / str(trial["number"]) / "csv").glob("*/metrics.csv")
+        rows = list(csv.DictReader(metrics.open()))
+        assert "test_acc" not in rows[0]
+        val_acc = [float(row["val_acc"]) for row in rows if row.get("val_acc")]
+        assert math.isclose(trial["value"], val_acc[-1], rel_tol=1e-6)
 
 
 def test_without_mapping_every_trial_is_sampled_and_command_line_ranges_apply(tmp_path):
@@ -83,3 +89,17 @@ def test_warm_start_key_that_is_not_swept_stops_before_any_job(tmp_path):
     assert done.returncode != 0
     assert "model.inner_lr" in done.stderr and "not swept" in done.stderr
     assert not (sweep / "0").exists()
+
+
+def test_the_sweep_objective_is_the_validation_metric_and_a_missing_one_is_an_error(monkeypatch):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=SEARCH)
+    assert cfg.optimized_metric == "val_acc" and cfg.test is False
+    monkeypatch.setattr(train, "_in_multirun", lambda: True)
+    monkeypatch.setattr(train, "run", lambda cfg: {"val_acc": 0.25, "test_acc": 0.75, "val_loss": 1.5})
+    assert train.objective(cfg) == 0.25
+    cfg.optimized_metric = "val_loss"
+    assert train.objective(cfg) == 1.5
+    cfg.optimized_metric = "val_f1"
+    with pytest.raises(ConfigError, match=r"optimized_metric='val_f1' was not logged by this job \(logged: test_acc, "):
+        train.objective(cfg)
