@@ -15,7 +15,7 @@ same way on the same tasks and seeds:
 Score: final validation accuracy (the metric every run is selected on; no test split is touched);
 ``ratio`` = score / best_of_30 per task. Run after collecting the pool:
 
-    python benchmarks/hpo/families_lofo.py --pool sqlite:///lightning_meta/assets/pool/families.db --workers 2
+    python benchmarks/hpo/families_lofo.py --pool sqlite:///lightning_meta/assets/mapping/families.db --workers 2
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ def plot(results: pd.DataFrame, ref: pd.DataFrame, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pool", default=f"sqlite:///{ROOT / 'lightning_meta/assets/pool/families.db'}")
+    parser.add_argument("--pool", default=f"sqlite:///{ROOT / 'lightning_meta/assets/mapping/families.db'}")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--mappings", nargs="*", default=["best_on_average", "nearest_task", "gbm", "meta_surrogate"])
     parser.add_argument("--baselines", nargs="*", default=["defaults", "lr_finder", f"optuna_tpe@{TPE_TRIALS}"])

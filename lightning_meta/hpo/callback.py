@@ -31,11 +31,12 @@ import lightning.pytorch as pl
 import pandas as pd
 from lightning.pytorch.callbacks import Callback
 
-from lightning_meta.errors import ConfigError, PoolError
+from lightning_meta.errors import ConfigError, LightningMetaError, PoolError
 from lightning_meta.hpo.apply import apply, reader
 from lightning_meta.hpo.decision import Decision, decide
 from lightning_meta.hpo.mappings.base import Mapping
 from lightning_meta.hpo.pool import ExperiencePool
+from lightning_meta.hpo.refit import RefitPolicy
 from lightning_meta.hpo.space import SearchSpace
 from lightning_meta.hpo.verify import check_optimizers, optimizer_key
 
@@ -61,6 +62,10 @@ class HyperparameterMapping(Callback):
         monitor, mode: the metric in ``trainer.callback_metrics`` that scores the run.
         k: how many proposals to keep (``proposals``; the first is applied).
         probe_batches: how many training batches ``probe`` uses.
+        refit_every: learn from every run: once the pool (plus ``refit_base``) holds this many complete runs
+            more than the mapping was fit on, it is fit again after the run is recorded (``refit.py``).
+        refit_base: pools the refit also learns from; ``"shipped"`` (the default mapping's pool) or None.
+        refit_to: where the refit mapping is saved, so that the next run (``mapping=refit_to``) starts from it.
 
     After ``fit``: ``config`` (the applied values), ``targets`` (where each went), ``skipped`` (name -> why not
     applied), ``features``, ``proposals``, ``predicted`` and ``run_id``.
@@ -77,12 +82,18 @@ class HyperparameterMapping(Callback):
         mode: str = "max",
         k: int = 1,
         probe_batches: int = 2,
+        refit_every: int | None = None,
+        refit_base: str | list[str] | None = "shipped",
+        refit_to: str | Path | None = None,
     ) -> None:
         if mode not in _MODES:
             raise ConfigError(f"HyperparameterMapping mode={mode!r} is invalid: use 'max' or 'min'.")
         if k < 1:
             raise ConfigError(f"HyperparameterMapping k={k} is invalid: give k >= 1.")
         self.mapping = _load_mapping(mapping)
+        self.refit = RefitPolicy(refit_every, refit_base, refit_to) if refit_every is not None else None
+        if self.refit is not None and pool is None:
+            raise ConfigError("HyperparameterMapping refit_every= needs pool= (where runs are recorded): give both.")
         self.strict = space is not None
         self.space = _load_space(space) if space is not None else self.mapping.space
         self._pool_arg = pool
@@ -201,6 +212,17 @@ class HyperparameterMapping(Callback):
             duration_s=time.monotonic() - self._started, metric_name=self.monitor, direction=_MODES[self.mode],
         )
         self.run_id = None
+        if self.refit is not None and self.pool is not None:
+            self._refit()
+
+    def _refit(self) -> None:
+        """Fits the mapping again when the policy says so; a failed refit costs a warning, never the run."""
+        try:
+            if self.refit.due(self.mapping, self.pool):
+                self.refit.refit(self.mapping, self.pool)
+                log.info("HyperparameterMapping refit %s on %d runs", type(self.mapping).__name__, self.mapping.fitted_runs)
+        except (PoolError, LightningMetaError, OSError) as error:
+            warnings.warn(f"HyperparameterMapping could not refit the mapping: {error}", stacklevel=2)
 
     def enqueue(self, study: Any, features: dict[str, float] | None = None, k: int | None = None) -> list[dict]:
         """Hands the top-``k`` proposals for ``features`` to ``study.enqueue_trial`` (Optuna warm start).

@@ -45,6 +45,8 @@ class Mapping(ABC):
     def fit(self, frame: pd.DataFrame, space: SearchSpace) -> Mapping:
         """Learns from the complete runs of ``frame`` that fit ``space`` (the others are dropped, with a warning)."""
         with bounded_threads(self.threads):
+            complete = frame["status"] == "complete" if isinstance(frame, pd.DataFrame) and "status" in frame else None
+            self.fitted_runs = int(len(frame) if complete is None else complete.sum())  # read by RefitPolicy
             frame = check_frame(frame, space)
             self.space = space
             self.encoder = FeatureEncoder().fit(frame)
@@ -155,13 +157,15 @@ class Mapping(ABC):
 
     def _state(self) -> dict[str, Any]:
         return {"settings": self._settings(), "threads": self.threads, "exploration": self.exploration,
-                "encoder": self.encoder.state(), "seen": self.seen, "fitted": self._fitted_state()}
+                "encoder": self.encoder.state(), "seen": self.seen, "fitted_runs": self.fitted_runs,
+                "fitted": self._fitted_state()}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.threads, self.exploration = int(state["threads"]), float(state["exploration"])
         self.encoder = FeatureEncoder.from_state(state["encoder"])
         self.feature_names = self.encoder.names
         self.seen = np.asarray(state["seen"], dtype=float)
+        self.fitted_runs = int(state.get("fitted_runs", 0))
         with bounded_threads(self.threads):
             self._set_fitted_state(state["fitted"])
 
