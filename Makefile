@@ -40,7 +40,8 @@ benchmarks: $(STAMP_DEV)
 	OMP_NUM_THREADS=2 $(BIN)/python -m benchmarks.reptile.ablation --iterations 1500 --seeds 0 1 --out benchmarks/results/reptile_ablation.jsonl
 	OMP_NUM_THREADS=2 $(BIN)/python -m benchmarks.reptile.curve --iterations 1500 --every 500
 	$(BIN)/python benchmarks/hpo/regret.py --jobs 2
-	$(BIN)/python benchmarks/hpo/real_runs.py
+	$(BIN)/python benchmarks/hpo/families_lofo.py --workers 2
+	$(BIN)/python benchmarks/hpo/refit_stream.py --workers 2
 	$(BIN)/python benchmarks/pool_load.py --processes 8 --trials 200
 
 clean:
