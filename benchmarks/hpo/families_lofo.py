@@ -25,6 +25,7 @@ import json
 import logging
 import multiprocessing
 import platform
+import sys
 import tempfile
 import time
 import warnings
@@ -175,7 +176,7 @@ def report(results: pd.DataFrame, ref: pd.DataFrame, args, seconds: float) -> st
     lines = [
         "# Leave-one-family-out: the callback's single proposal on real trainings",
         "",
-        f"Command: `python benchmarks/hpo/families_lofo.py --pool {args.pool} --workers {args.workers}`; "
+        f"Command: `python benchmarks/hpo/families_lofo.py {' '.join(args.argv)}`; "
         f"{seconds:.0f} s on {platform.processor() or platform.machine()} ({multiprocessing.cpu_count()} cores, shared).",
         "",
         "Each mapping is fit on the pool's runs of the other five families; every task of the held-out family is "
@@ -241,7 +242,10 @@ def main() -> None:
     parser.add_argument("--baselines", nargs="*", default=["defaults", "lr_finder", f"optuna_tpe@{TPE_TRIALS}"])
     parser.add_argument("--ablation", default="gbm", help="mapping whose feature sets are compared ('' for none)")
     parser.add_argument("--out", default="hpo_families_lofo")
+    parser.add_argument("--previous", nargs="*", default=[],
+                        help="rows of earlier runs (jsonl) reported beside these; trainings are deterministic per task")
     args = parser.parse_args()
+    args.argv = sys.argv[1:]
     _quiet()
     started = time.perf_counter()
     with ExperiencePool(args.pool) as pool:
@@ -264,6 +268,9 @@ def main() -> None:
                 rows.append(row)
                 if i % 25 == 0:
                     print(f"{i}/{len(jobs)} trainings, {time.perf_counter() - started:.0f} s", flush=True)
+    for previous in args.previous:
+        with open(previous) as handle:
+            rows += [row for row in map(json.loads, handle) if row["method"] not in {r["method"] for r in rows}]
     results = pd.DataFrame(rows)
     RESULTS.mkdir(exist_ok=True)
     with (RESULTS / f"{args.out}.jsonl").open("w") as handle:

@@ -1,0 +1,78 @@
+"""Best-on-average among the training tasks that share the new task's optimizer kind (or other features)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lightning_meta.hpo.mappings.base import Mapping, normalized_scores
+from lightning_meta.hpo.mappings.best_on_average import BestOnAverage
+from lightning_meta.hpo.space import SearchSpace
+
+
+class ConditionalBestOnAverage(Mapping):
+    """``BestOnAverage`` fit separately on each group of training tasks with equal ``by`` features.
+
+    Measured on the task families (``benchmarks/results/hpo_families_lofo.md``), what moves the
+    best learning rate most is the optimizer kind: SGD's best rates are several times Adam's. A
+    regression over all features extrapolates poorly to a family it has not seen, while the
+    average over the tasks that step the same way transfers. A task whose ``by`` values match no
+    training group, or lack them, gets the best-on-average of all training tasks.
+    """
+
+    def __init__(self, by: Sequence[str] = ("opt_sgd", "opt_adaptive")) -> None:
+        self.by = list(by)
+
+    def _fit(self, frame: pd.DataFrame, scores: np.ndarray) -> None:
+        self.overall = _fitted(frame, self.space)
+        self.groups: dict[str, BestOnAverage] = {}
+        columns = [f"f_{name}" for name in self.by]
+        if not set(columns) <= set(frame.columns):
+            return
+        keys = frame[columns].to_numpy(dtype=float)
+        for key in np.unique(keys[~np.isnan(keys).any(axis=1)], axis=0):
+            rows = (keys == key).all(axis=1)
+            self.groups[_key(key)] = _fitted(frame[rows], self.space)
+
+    def _group(self, features: dict[str, Any]) -> BestOnAverage:
+        try:
+            key = _key(np.array([float(features[name]) for name in self.by]))
+        except (KeyError, TypeError, ValueError):
+            return self.overall
+        return self.groups.get(key, self.overall)
+
+    def predict_encoded(self, features, x, observed=None):
+        return self._group(features).predict_encoded(features, x, observed)
+
+    def candidates(self, n: int, seed: int) -> np.ndarray:
+        return self.overall.candidates(n, seed)
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {"overall": self.overall._fitted_state(),
+                "groups": {key: group._fitted_state() for key, group in self.groups.items()}}
+
+    def _set_fitted_state(self, state: dict[str, Any]) -> None:
+        self.overall = _restored(state["overall"], self.space)
+        self.groups = {key: _restored(part, self.space) for key, part in state["groups"].items()}
+
+
+def _key(values: np.ndarray) -> str:
+    return ",".join(f"{v:.6g}" for v in values)
+
+
+def _fitted(frame: pd.DataFrame, space: SearchSpace) -> BestOnAverage:
+    """A best-on-average over ``frame`` (its rows already checked against ``space``)."""
+    part = BestOnAverage()
+    part.space = space
+    part._fit(frame, normalized_scores(frame))  # scores per task: the same whatever the group
+    return part
+
+
+def _restored(state: dict[str, Any], space: SearchSpace) -> BestOnAverage:
+    part = BestOnAverage.__new__(BestOnAverage)
+    part.space = space
+    part._set_fitted_state(state)
+    return part
