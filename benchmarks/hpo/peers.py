@@ -138,11 +138,20 @@ def peer_search(make: Callable[[], _Peer], table: regret.Table, space: SearchSpa
             break
         if config is None:
             break
-        row = table.snap_unused(space.encode([{n: config[n] for n in space.names}]), used)
+        row = table.snap_unused(space.encode([_clipped(config, space)]), used)
         used[row] = True
         rows.append(row)
         peer.tell(trial_id, config, -float(table.y[row]))
     return np.array(rows, dtype=int)
+
+
+def _clipped(config: dict, space: SearchSpace) -> dict:
+    """The proposal inside our bounds: a log-uniform draw at a bound can land 1e-16 outside it (exp of log)."""
+    values = {}
+    for p in space.params:
+        value = config[p.name]
+        values[p.name] = value if p.type == "categorical" else min(max(value, p.low), p.high)
+    return values
 
 
 def evaluate_task(dataset: metadatasets.MetaDataset, task: str, args: argparse.Namespace) -> tuple[dict, dict]:

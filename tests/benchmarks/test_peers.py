@@ -81,7 +81,7 @@ def test_quick_run_of_our_mappings_writes_the_table(tmp_path):
         values = regrets(report, method)
         assert len(values) == 2 and all(0.0 <= v <= 1.0 for v in values)  # regret@1, @10 (20 trials)
         assert values[1] <= values[0]
-    assert "ZeroShotTransfer" not in report
+    assert "| ZeroShotTransfer |" not in report
 
 
 def test_quick_run_with_the_syne_tune_peers(tmp_path):
