@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lightning_meta.hpo import metadatasets
+import metadatasets
 from lightning_meta.hpo.mappings.base import encode_frame
 
 

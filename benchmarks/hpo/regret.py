@@ -29,7 +29,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from attainable import report as attainable_report
-from lightning_meta.hpo import metadatasets
+import metadatasets
 from lightning_meta.hpo.mappings import BestOnAverage, GBMSurrogate, MetaSurrogate, NearestTask
 from lightning_meta.hpo.mappings.base import Mapping, encode_frame
 
@@ -49,6 +49,20 @@ class Table:
 
     def snap(self, x: np.ndarray) -> np.ndarray:
         return self.tree.query(np.atleast_2d(x))[1]
+
+    def snap_unused(self, x: np.ndarray, used: np.ndarray) -> int:
+        """The nearest table configuration to one encoded proposal that has not been run yet.
+
+        A repeat would spend a trial on a known outcome, so a searcher that proposes off the table
+        (or proposes the same point twice) is not charged for the grid's coarseness.
+        """
+        k = 8
+        while True:
+            rows = np.atleast_1d(self.tree.query(np.atleast_2d(x)[0], k=min(k, len(self.y)))[1])
+            fresh = rows[~used[rows]]
+            if len(fresh) or k >= len(self.y):
+                return int(fresh[0])
+            k *= 8
 
     def regret(self, best: np.ndarray) -> np.ndarray:
         return (self.y.max() - best) / (self.y.max() - self.y.min())
@@ -105,35 +119,53 @@ def evaluate_task(name: str, task: str, args: argparse.Namespace) -> dict[str, n
     """Best-so-far curves ``[seeds, trials]`` of each method on one held-out task."""
     started = time.time()
     dataset = metadatasets.load(name, args.data)
-    table, train, features = Table(dataset, task), dataset.without(task), dataset.features(task)
+    table = Table(dataset, task)
     curves = {
         "random search": [table.curve(random_search(table, args.trials, s), args.trials) for s in range(args.seeds)],
         "Optuna TPE": [table.curve(tpe_search(table, dataset, args.tpe_trials, s), args.trials) for s in range(args.tpe_seeds)],
     }
+    curves.update(mapping_curves(dataset, task, table, args))
+    print(f"{name} {task}: {time.time() - started:.1f}s", flush=True)
+    return {method: np.array(c) for method, c in curves.items()}
+
+
+def mapping_curves(
+    dataset: metadatasets.MetaDataset, task: str, table: Table, args: argparse.Namespace
+) -> dict[str, list[np.ndarray]]:
+    """Our mappings fit on every task but ``task``, each as a best-so-far curve on ``table``.
+
+    Shared with ``peers.py`` so that both benchmarks run the mappings the same way. ``args`` needs
+    ``trials, search_trials, members, meta_steps, gbm_members, seed``.
+    """
+    train, features = dataset.without(task), dataset.features(task)
     mappings = {
         "best-on-average": BestOnAverage(),
         "nearest-task": NearestTask(),
         "GBM": GBMSurrogate(members=args.gbm_members, rows_per_task=1000, max_iter=100),
         "meta-surrogate (zero-shot)": MetaSurrogate(members=args.members, meta_steps=args.meta_steps, seed=args.seed),
     }
+    curves = {}
     for label, mapping in mappings.items():
         mapping.fit(train, dataset.space)
         curves[label] = [table.curve(ranked(mapping, table, features, args.trials), args.trials)]
     surrogate = mappings["meta-surrogate (zero-shot)"]
     curves["meta-surrogate search"] = [table.curve(driven_search(surrogate, table, features, args.search_trials), args.trials)]
-    print(f"{name} {task}: {time.time() - started:.1f}s", flush=True)
-    return {method: np.array(c) for method, c in curves.items()}
+    return curves
 
 
 def summarize(
-    name: str, tables: list[Table], per_task: list[dict[str, np.ndarray]], args: argparse.Namespace
+    name: str,
+    tables: list[Table],
+    per_task: list[dict[str, np.ndarray]],
+    args: argparse.Namespace,
+    report_at: tuple[int, ...] = REPORT_AT,
 ) -> tuple[str, dict[str, np.ndarray]]:
     """Markdown table (mean over tasks and seeds at REPORT_AT) and the mean curves to plot.
 
     The plotted curves are regret, or for FCNet the percentile (rank-based, so free of the scale).
     """
     curves = {method: [result[method] for result in per_task] for method in per_task[0]}
-    at = [n for n in REPORT_AT if n <= args.trials]
+    at = [n for n in report_at if n <= args.trials]
     mean_curves, lines = {}, []
     percentile = name == "fcnet"
     header = "| method | " + " | ".join(f"regret@{n}" for n in at)

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-
-def load_module():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "hpo" / "attainable.py"
-    spec = importlib.util.spec_from_file_location("attainable", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmarks.hpo_modules import load
 
 
 def test_portfolio_oracle_and_task_blind_reference():
-    attainable = load_module()
+    attainable = load("attainable")
     # three tasks, three configurations: config 0 is decent everywhere, 1 and 2 are task specialists
     scores = np.array([[0.8, 1.0, 0.0], [0.8, 0.0, 1.0], [0.9, 1.0, 0.0]])
     assert attainable.greedy_portfolio(scores, 2) == [0, 1]  # mean 0.833 first, then the best complement

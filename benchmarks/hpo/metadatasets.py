@@ -6,7 +6,8 @@ holding EVERY configuration of every task, so the same frame trains a mapping (o
 tasks) and scores it (regret against the task's full table). Objectives are "higher is better".
 
 The tables carry no dataset descriptions, so the task meta-features are the OpenML facts of
-each data set (instances, features, classes), transcribed below and used on a log scale.
+each data set (instances, features, classes), transcribed below and used on a log scale. These facts
+describe the benchmark tables only, so the module lives with the benchmarks, not in the library.
 """
 
 from __future__ import annotations
