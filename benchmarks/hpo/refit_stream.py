@@ -98,7 +98,8 @@ def main() -> None:
             rows = [row for part in workers.imap(_family, jobs) for row in part]
     results = pd.DataFrame(rows)
     seconds = time.perf_counter() - started
-    with (RESULTS / "hpo_refit_stream.jsonl").open("w") as handle:
+    out = RESULTS / f"hpo_refit_stream_{args.kind}"
+    with out.with_suffix(".jsonl").open("w") as handle:
         for row in rows:
             handle.write(json.dumps(row) + "\n")
     curve = results.groupby("seen")["ratio"].agg(["mean", "min", "count"])
@@ -124,7 +125,7 @@ def main() -> None:
     for family, part in results.groupby("family"):
         lines.append(f"- {family}: " + ", ".join(f"{r:.2f}" for r in part.sort_values("seen")["ratio"]))
     text = "\n".join(lines) + "\n"
-    (RESULTS / "hpo_refit_stream.md").write_text(text)
+    out.with_suffix(".md").write_text(text)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,7 +140,7 @@ def main() -> None:
     ax.set_title(f"Refit after every task ({args.kind})")
     ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(RESULTS / "hpo_refit_stream.png", dpi=120)
+    fig.savefig(out.with_suffix(".png"), dpi=120)
     print(text)
 
 

@@ -82,14 +82,3 @@ def test_quick_run_of_our_mappings_writes_the_table(tmp_path):
         assert len(values) == 2 and all(0.0 <= v <= 1.0 for v in values)  # regret@1, @10 (20 trials)
         assert values[1] <= values[0]
     assert "| ZeroShotTransfer |" not in report
-
-
-def test_quick_run_with_the_syne_tune_peers(tmp_path):
-    pytest.importorskip("syne_tune", reason="benchmark-only: pip install -r benchmarks/hpo/requirements-peers.txt")
-    write_table(tmp_path)
-    report = run_quick(tmp_path)
-    for method in ("ZeroShotTransfer", "BoundingBox (random search)", "quantile-based (CTS)", "best-on-average"):
-        values = regrets(report, method)
-        assert len(values) == 2 and all(0.0 <= v <= 1.0 for v in values)
-    assert "## Peer errors\n\nnone" in report
-    assert "| hpobench_mlp | 1 |" in report and "| hpobench_mlp | 10 |" in report

@@ -140,7 +140,8 @@ def test_no_arguments_on_a_module_with_only_lr_uses_the_shipped_mapping():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # task features the shipped mapping reads but this module has not: imputed
         trainer.fit(OnlyLr(), datamodule=NoBatchSize())
-    assert list(callback.config) == ["lr"] and set(callback.skipped) == {"weight_decay", "batch_size"}
+    assert list(callback.config) == ["lr"] and set(callback.skipped) == {"weight_decay"}
+    assert callback.features["opt_adaptive"] == 1.0  # OnlyLr builds Adam: the shipped mapping proposes Adam's rate
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(callback.config["lr"])
     assert callback.config["lr"] == pytest.approx(callback.proposals[0]["lr"])
 
