@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from lightning_meta.errors import ConfigError, DataError
-from lightning_meta.hpo.mappings import MAPPINGS, BestOnAverage, ConditionalBestOnAverage, GBMSurrogate, Mapping, MetaSurrogate, NearestTask
+from lightning_meta.hpo.mappings import MAPPINGS, BestOnAverage, ConditionalBestOnAverage, GBMSurrogate, Mapping, MetaSurrogate, NearestTask, SimilarTasksAverage
 from lightning_meta.hpo.pool import ExperiencePool
 from lightning_meta.hpo.space import SearchSpace
 from tests.hpo.test_mappings import SPACE, bowl, meta_frame
 
 QUICK = {"best_on_average": BestOnAverage, "conditional_best_on_average": lambda: ConditionalBestOnAverage(by=["size"]),
-         "nearest_task": NearestTask,
+         "nearest_task": NearestTask, "similar_tasks": lambda: SimilarTasksAverage(by=["size"]),
          "gbm": lambda: GBMSurrogate(members=2, max_iter=30),
          "meta_surrogate": lambda: MetaSurrogate(members=2, meta_steps=40, hidden=16)}
 

@@ -6,6 +6,7 @@ from lightning_meta.hpo.mappings.conditional_best_on_average import ConditionalB
 from lightning_meta.hpo.mappings.gbm import GBMSurrogate
 from lightning_meta.hpo.mappings.meta_surrogate import MetaSurrogate
 from lightning_meta.hpo.mappings.nearest_task import NearestTask
+from lightning_meta.hpo.mappings.similar_tasks import SimilarTasksAverage
 
 MAPPINGS: dict[str, type[Mapping]] = {
     "best_on_average": BestOnAverage,
@@ -13,6 +14,7 @@ MAPPINGS: dict[str, type[Mapping]] = {
     "nearest_task": NearestTask,
     "gbm": GBMSurrogate,
     "meta_surrogate": MetaSurrogate,
+    "similar_tasks": SimilarTasksAverage,
 }
 
-__all__ = ["MAPPINGS", "BestOnAverage", "ConditionalBestOnAverage", "GBMSurrogate", "Mapping", "MetaSurrogate", "NearestTask"]
+__all__ = ["MAPPINGS", "BestOnAverage", "ConditionalBestOnAverage", "GBMSurrogate", "Mapping", "MetaSurrogate", "NearestTask", "SimilarTasksAverage"]

@@ -1,4 +1,4 @@
-"""ConditionalBestOnAverage: the best-on-average of the training tasks that step like the new task."""
+"""ConditionalBestOnAverage and SimilarTasksAverage: the best-on-average of the training tasks that step like the new task."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lightning_meta.hpo.mappings import BestOnAverage, ConditionalBestOnAverage, Mapping
+from lightning_meta.hpo.mappings import BestOnAverage, ConditionalBestOnAverage, Mapping, SimilarTasksAverage
 from lightning_meta.hpo.space import SearchSpace
 
 SPACE = SearchSpace.from_dict({"lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True}})
@@ -53,3 +53,18 @@ def test_it_round_trips_through_a_mapping_file(tmp_path) -> None:
         for before, after in zip(mapping.predict({"opt_sgd": sgd}, configs), loaded.predict({"opt_sgd": sgd}, configs)):
             np.testing.assert_array_equal(after, before)
     assert loaded.by == ["opt_sgd"]
+
+
+def test_similar_tasks_lean_towards_the_nearest_tasks_of_the_same_kind() -> None:
+    """Two Adam 'families' with different optima: once tasks like the new one are in the pool, it follows them."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for index, (size, best) in enumerate([(1.0, 1e-3)] * 6 + [(9.0, 3e-2)] * 2):
+        for lr in 10 ** rng.uniform(-4, 0, size=25):
+            rows.append({"task": f"t{index}", "objective": -abs(np.log10(lr / best)), "hp_lr": lr,
+                         "f_opt_sgd": 0.0, "f_opt_adaptive": 1.0, "f_size": size + rng.normal(0, 0.01)})
+    table = pd.DataFrame(rows)
+    new = {"opt_sgd": 0.0, "opt_adaptive": 1.0, "size": 9.0}
+    blind = ConditionalBestOnAverage().fit(table, SPACE).suggest(new, k=1)[0]["lr"]
+    similar = SimilarTasksAverage().fit(table, SPACE).suggest(new, k=1)[0]["lr"]
+    assert abs(np.log10(similar / 3e-2)) < 0.5 < abs(np.log10(blind / 3e-2))
