@@ -156,8 +156,10 @@ def _clipped(config: dict, space: SearchSpace) -> dict:
 
 def evaluate_task(dataset: metadatasets.MetaDataset, task: str, args: argparse.Namespace) -> tuple[dict, dict]:
     """Best-so-far curves ``[seeds, trials]`` of every method on one held-out task, and seconds per method."""
-    table, config_space = regret.Table(dataset, task), syne_config_space(dataset.space)
-    evaluations = transfer_evaluations(dataset, task, config_space)
+    table = regret.Table(dataset, task)
+    if args.peers:  # Syne Tune is imported only when a peer runs (it is a benchmark-only dependency)
+        config_space = syne_config_space(dataset.space)
+        evaluations = transfer_evaluations(dataset, task, config_space)
     curves, seconds = {}, {}
     started = time.time()
     curves["random search"] = [table.curve(regret.random_search(table, args.trials, s), args.trials) for s in range(args.seeds)]
