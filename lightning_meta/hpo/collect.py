@@ -30,7 +30,7 @@ import pandas as pd
 
 from lightning_meta.configs import CONF_DIR
 from lightning_meta.errors import ConfigError, DataError
-from lightning_meta.hpo.mappings.base import Mapping
+from lightning_meta.hpo.mappings.base import Mapping, observed_keys
 from lightning_meta.hpo.space import SearchSpace
 
 DEFAULT_MAPPING = Path(__file__).resolve().parents[1] / "assets" / "mapping" / "default.mapping"
@@ -125,18 +125,16 @@ def plan(cfg: Any) -> list[tuple[str, int]]:
     jobs = jobs[index::count]
     with ExperiencePool(str(cfg.pool)) as pool:
         frame = pool.frame(status=list(DONE))
-    done = set()
     columns = [f"hp_{n}" for n in space.names]
+    done: dict[str, set[tuple]] = {}
     if not frame.empty and set(columns) <= set(frame.columns):
-        for task, *values in frame[["task", *columns]].itertuples(index=False):
-            done.add((task, _key(space, dict(zip(space.names, values)))))
-    return [(task, trial) for task, trial in jobs
-            if (task, _key(space, trial_config(space, task, trial, int(cfg.seed)))) not in done]
+        done = {task: observed_keys(runs, space) for task, runs in frame.groupby("task")}
 
+    def recorded(task: str, trial: int) -> bool:
+        config = trial_config(space, task, trial, int(cfg.seed))
+        return tuple(np.round(space.encode([config])[0], 9)) in done.get(task, set())
 
-def _key(space: SearchSpace, config: dict[str, Any]) -> tuple:
-    """A configuration as a hashable key, rounded so values read back from the database match."""
-    return tuple(round(float(config[n]), 9) if not isinstance(config[n], str) else config[n] for n in space.names)
+    return [(task, trial) for task, trial in jobs if not recorded(task, trial)]
 
 
 def run_trial(task_key: str, trial: int, pool: str, space: dict, seed: int = 0, probe: bool = True) -> float:

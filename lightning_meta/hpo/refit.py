@@ -10,7 +10,6 @@ experience the default mapping came with instead of replacing it.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -65,7 +64,7 @@ class RefitPolicy:
         bases = [] if base is None else [base] if isinstance(base, str) else list(base)
         self.base = [str(b) for b in bases]
         self.save_to = Path(save_to) if save_to is not None else None
-        self._base_runs: int | None = None  # the base pools are read once: they are other people's past runs
+        self._base: pd.DataFrame | None = None  # the base pools are read once: they are other people's past runs
 
     def due(self, mapping: Mapping, pool: ExperiencePool) -> bool:
         """Whether the sources hold ``every`` more complete runs than ``mapping`` was fit on."""
@@ -73,17 +72,16 @@ class RefitPolicy:
         return self._count(pool) - fitted >= self.every
 
     def _count(self, pool: ExperiencePool) -> int:
-        if self._base_runs is None:
-            self._base_runs = sum(len(_frame(source)) for source in self.base)
-        return pool.count("complete") + self._base_runs
+        return pool.count("complete") + len(self._base_frame())
+
+    def _base_frame(self) -> pd.DataFrame:
+        if self._base is None:
+            self._base = experience(self.base)
+        return self._base
 
     def refit(self, mapping: Mapping, pool: ExperiencePool) -> Mapping:
         """Fits ``mapping`` again (same class and settings) on the base pools plus ``pool``; saves it."""
-        mapping.fit(experience([*self.base, pool]), mapping.space)
+        mapping.fit(pd.concat([self._base_frame(), pool.frame()], ignore_index=True), mapping.space)
         if self.save_to is not None:
-            self.save_to.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=self.save_to.parent, suffix=".tmp")
-            os.close(handle)
-            mapping.save(temporary)
-            os.replace(temporary, self.save_to)  # a reader never sees a half-written file
+            mapping.save(self.save_to)  # written beside and renamed into place: a reader never sees half a file
         return mapping

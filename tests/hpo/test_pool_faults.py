@@ -69,6 +69,15 @@ def _without_root(body: Callable[[Path], dict], tmp_path: Path) -> dict:
     return result
 
 
+def _try_open(path: Path) -> str:
+    """``"opened"``, or the PoolError's message."""
+    try:
+        ExperiencePool(f"sqlite:///{path}")
+        return "opened"
+    except PoolError as err:
+        return str(err)
+
+
 def _open_read_only_file(folder: Path) -> dict:
     path = folder / "pool.db"
     _fill(path)
@@ -76,11 +85,7 @@ def _open_read_only_file(folder: Path) -> dict:
     for read_only in (path, folder / "pool.db-wal"):  # the file, or a journal file a former run left read-only
         read_only.touch()
         read_only.chmod(0o444)
-        try:
-            ExperiencePool(f"sqlite:///{path}")
-            messages.append("opened")
-        except PoolError as err:
-            messages.append(str(err))
+        messages.append(_try_open(path))
         read_only.chmod(0o644)
     (folder / "pool.db-wal").unlink()
     return {"path": str(path), "messages": messages, "runs": _count(path)}
@@ -93,11 +98,7 @@ def _open_in_read_only_folder(folder: Path) -> dict:
     inner.chmod(0o555)
     messages = []
     for name in ("pool.db", "new.db"):  # an existing pool, and a new one the folder cannot hold
-        try:
-            ExperiencePool(f"sqlite:///{inner / name}")
-            messages.append("opened")
-        except PoolError as err:
-            messages.append(str(err))
+        messages.append(_try_open(inner / name))
     inner.chmod(0o755)
     return {"folder": str(inner), "messages": messages, "runs": _count(inner / "pool.db")}
 

@@ -9,10 +9,10 @@ Budgets (epochs) are small so that one training takes about a second on one CPU 
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lightning_meta.errors import ConfigError
 from lightning_meta.hpo.families import nets, sources
 from lightning_meta.hpo.families.arrays import ArrayDataModule
 from lightning_meta.hpo.families.classifier import Classifier, Optimizer
@@ -39,11 +39,6 @@ class Task:
     def key(self) -> str:
         """``family/name``: the task's name in the pool."""
         return f"{self.family}/{self.name}"
-
-    @property
-    def seed(self) -> int:
-        """A stable per-task seed (crc32 of the key)."""
-        return zlib.crc32(self.key.encode()) % (2**31)
 
     def build(self, trial_seed: int = 0, lr: float | None = None, weight_decay: float | None = None
               ) -> tuple[Classifier, ArrayDataModule]:
@@ -149,8 +144,6 @@ FAMILIES: dict[str, list[Task]] = _catalog()
 
 def all_tasks(families: list[str] | None = None) -> list[Task]:
     """Every task of the named families (all by default), in catalogue order."""
-    from lightning_meta.errors import ConfigError
-
     names = list(FAMILIES) if families is None else list(families)
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:
@@ -160,8 +153,6 @@ def all_tasks(families: list[str] | None = None) -> list[Task]:
 
 def task_by_key(key: str) -> Task:
     """The task named ``family/name``."""
-    from lightning_meta.errors import ConfigError
-
     for task in all_tasks():
         if task.key == key:
             return task

@@ -29,6 +29,13 @@ def omniglot_alphabet(alphabet: str, image_size: int, shots: int) -> Arrays:
     return x_train.numpy()[keep], y_train.numpy()[keep], x_val.numpy(), y_val.numpy()
 
 
+def _standardized_split(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int) -> Arrays:
+    """``split``, then columns standardized with the training split's statistics."""
+    x_train, y_train, x_val, y_val = split(x.astype(np.float32), y, val_fraction, seed)
+    x_train, x_val = standardize(x_train, x_val)
+    return x_train, y_train, x_val, y_val
+
+
 def sklearn_table(name: str, seed: int, subsample: int | None = None) -> Arrays:
     """A table bundled with scikit-learn (``digits``, ``iris``, ``wine``, ``breast_cancer``), standardized."""
     from sklearn import datasets
@@ -39,9 +46,7 @@ def sklearn_table(name: str, seed: int, subsample: int | None = None) -> Arrays:
     if subsample is not None and subsample < len(x):
         keep = np.random.default_rng(seed + 7).permutation(len(x))[:subsample]
         x, y = x[keep], y[keep]
-    x_train, y_train, x_val, y_val = split(x.astype(np.float32), y, 0.3, seed)
-    x_train, x_val = standardize(x_train, x_val)
-    return x_train, y_train, x_val, y_val
+    return _standardized_split(x, y, 0.3, seed)
 
 
 def generated_table(
@@ -55,9 +60,7 @@ def generated_table(
         n_redundant=0, n_classes=classes, n_clusters_per_class=2, flip_y=label_noise, class_sep=1.0,
         random_state=seed,
     )
-    x_train, y_train, x_val, y_val = split(x.astype(np.float32), y, 0.25, seed)
-    x_train, x_val = standardize(x_train, x_val)
-    return x_train, y_train, x_val, y_val
+    return _standardized_split(x, y, 0.25, seed)
 
 
 def shapes_2d(kind: str, n: int, noise: float, seed: int) -> Arrays:
@@ -68,9 +71,7 @@ def shapes_2d(kind: str, n: int, noise: float, seed: int) -> Arrays:
         x, y = make_moons(n_samples=n, noise=noise, random_state=seed)
     else:
         x, y = make_circles(n_samples=n, noise=noise, factor=0.5, random_state=seed)
-    x_train, y_train, x_val, y_val = split(x.astype(np.float32), y, 0.3, seed)
-    x_train, x_val = standardize(x_train, x_val)
-    return x_train, y_train, x_val, y_val
+    return _standardized_split(x, y, 0.3, seed)
 
 
 def mnist1d(n: int, noise: float, seed: int) -> Arrays:

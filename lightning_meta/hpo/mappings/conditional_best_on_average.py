@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lightning_meta.hpo.mappings.base import Mapping, normalized_scores
+from lightning_meta.hpo.mappings.base import Mapping
 from lightning_meta.hpo.mappings.best_on_average import BestOnAverage
 from lightning_meta.hpo.space import SearchSpace
 
@@ -27,7 +27,7 @@ class ConditionalBestOnAverage(Mapping):
         self.by = list(by)
 
     def _fit(self, frame: pd.DataFrame, scores: np.ndarray) -> None:
-        self.overall = _fitted(frame, self.space)
+        self.overall = BestOnAverage().fit(frame, self.space)
         self.groups: dict[str, BestOnAverage] = {}
         columns = [f"f_{name}" for name in self.by]
         if not set(columns) <= set(frame.columns):
@@ -35,7 +35,7 @@ class ConditionalBestOnAverage(Mapping):
         keys = frame[columns].to_numpy(dtype=float)
         for key in np.unique(keys[~np.isnan(keys).any(axis=1)], axis=0):
             rows = (keys == key).all(axis=1)
-            self.groups[_key(key)] = _fitted(frame[rows], self.space)
+            self.groups[_key(key)] = BestOnAverage().fit(frame[rows], self.space)  # scores are per task: unchanged
 
     def _group(self, features: dict[str, Any]) -> BestOnAverage:
         try:
@@ -61,14 +61,6 @@ class ConditionalBestOnAverage(Mapping):
 
 def _key(values: np.ndarray) -> str:
     return ",".join(f"{v:.6g}" for v in values)
-
-
-def _fitted(frame: pd.DataFrame, space: SearchSpace) -> BestOnAverage:
-    """A best-on-average over ``frame`` (its rows already checked against ``space``)."""
-    part = BestOnAverage()
-    part.space = space
-    part._fit(frame, normalized_scores(frame))  # scores per task: the same whatever the group
-    return part
 
 
 def _restored(state: dict[str, Any], space: SearchSpace) -> BestOnAverage:

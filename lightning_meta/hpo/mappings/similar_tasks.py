@@ -27,28 +27,31 @@ class SimilarTasksAverage(Mapping):
         self.by, self.boost, self.bandwidth, self.runs = list(by), float(boost), float(bandwidth), int(runs)
 
     def _fit(self, frame: pd.DataFrame, scores: np.ndarray) -> None:
-        tasks, self.task_of = np.unique(frame["task"].to_numpy(), return_inverse=True)
-        self.task_of = self.task_of.reshape(-1)
+        _, first, task_of = np.unique(frame["task"].to_numpy(), return_index=True, return_inverse=True)
+        self.task_of = task_of.reshape(-1)
         self.x, self.scores = encode_frame(frame, self.space), np.asarray(scores, dtype=float)
         features = self.encoder.frame(frame)
-        self.task_features = np.stack([features[self.task_of == t].mean(axis=0) for t in range(len(tasks))])
+        self.task_features = np.stack([features[self.task_of == t].mean(axis=0) for t in range(len(first))])
         by = [f"f_{name}" for name in self.by]
-        keys = frame[by].to_numpy(dtype=float) if set(by) <= set(frame.columns) else np.full((len(frame), 0), np.nan)
-        self.task_keys = np.stack([keys[self.task_of == t][0] for t in range(len(tasks))]) if len(by) else keys[:0]
+        known = set(by) <= set(frame.columns)
+        self.task_keys = frame[by].to_numpy(dtype=float)[first] if known else np.zeros((len(first), 0))
         self._trees()
 
     def _trees(self) -> None:
         self.trees = [cKDTree(self.x[self.task_of == t]) for t in range(len(self.task_features))]
 
-    def predict_encoded(self, features, x, observed=None):
-        same = np.ones(len(self.trees), dtype=bool)
+    def _same_kind(self, features: dict[str, Any]) -> np.ndarray:
+        """Training tasks whose ``by`` features equal the task's; all of them when none do or the task lacks them."""
+        every = np.ones(len(self.trees), dtype=bool)
         try:
             key = np.array([float(features[name]) for name in self.by])
-            matching = (self.task_keys == key).all(axis=1) if self.task_keys.size else same & False
-            if matching.any():
-                same = matching
         except (KeyError, TypeError, ValueError):
-            pass
+            return every
+        matching = (self.task_keys == key).all(axis=1) if self.task_keys.shape[1] else ~every
+        return matching if matching.any() else every
+
+    def predict_encoded(self, features, x, observed=None):
+        same = self._same_kind(features)
         distance = np.abs(self.task_features - self.scaled_features(features)).mean(axis=1)
         weights = np.where(same, 1.0 + self.boost * np.exp(-distance / self.bandwidth), 0.0)
         per_task = np.zeros((len(self.trees), len(x)))
