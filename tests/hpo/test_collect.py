@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +118,23 @@ def test_suggest_and_collect_reject_bad_input_with_the_fix(collected, capsys) ->
         parse_shard("2/2")
     with pytest.raises(ConfigError, match="unknown"):
         cli_main(["collect", "--fit", str(root / "x.mapping"), f"pool={url}", "mapping=oracle"])
+
+
+@pytest.mark.postgres
+def test_two_sharded_collect_processes_fill_one_postgresql_pool(postgres_url) -> None:
+    """Two machines' worth of ``collect`` (shard 0/2 and 1/2, 2 workers each) writing one PostgreSQL pool at once."""
+    command = [sys.executable, "-m", "lightning_meta.cli.main", "collect", f"families=[{FAMILY}]", "trials=2",
+               "seed=3", "workers=2", "probe=false", "progress_bar=false", f"pool={postgres_url}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    shards = [subprocess.Popen([*command, f"shard={i}/2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True) for i in range(2)]
+    outputs = [shard.communicate(timeout=300)[0] for shard in shards]
+    assert [shard.returncode for shard in shards] == [0, 0], outputs
+    with ExperiencePool(postgres_url) as pool:
+        frame = pool.frame(status=None)
+    expected = [(t.key, trial_config(SPACE, t.key, trial, seed=3)) for t in FAMILIES[FAMILY] for trial in range(2)]
+    recorded = [(r["task"], SPACE.validate({n: r[f"hp_{n}"] for n in SPACE.names})) for _, r in frame.iterrows()]
+    assert len(frame) == len(expected) and set(frame["status"]) == {"complete"}
+    assert sorted(map(repr, recorded)) == sorted(map(repr, expected))
+    again = plan(_compose([f"families=[{FAMILY}]", "trials=2", "seed=3", f"pool={postgres_url}"]))
+    assert again == []
