@@ -177,16 +177,27 @@ def reference(frame: pd.DataFrame) -> pd.DataFrame:
 
 def per_task(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per (method, task): val_acc averaged over the evaluation repeats, the median proposed config."""
-    rows = rows.assign(repeat=rows["repeat"].fillna(0) if "repeat" in rows else 0)
     return rows.groupby(["method", "task"], sort=False).agg(
         family=("family", "first"), val_acc=("val_acc", "mean"), repeats=("repeat", "nunique"),
         hp_lr=("hp_lr", "median"), hp_weight_decay=("hp_weight_decay", "median"),
     ).reset_index()
 
 
-def report(rows: pd.DataFrame, ref: pd.DataFrame, args, seconds: float) -> str:
+def scored(rows: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
+    """``per_task`` with each task's ``best_of_30`` and the ``ratio`` of the score to it."""
     results = per_task(rows).join(ref[["best_of_30"]], on="task")
-    results["ratio"] = results["val_acc"] / results["best_of_30"]
+    return results.assign(ratio=results["val_acc"] / results["best_of_30"])
+
+
+def family_cells(part: pd.DataFrame, column: str) -> list[str]:
+    """``mean (min)`` of ``column`` per held-out family ("–" where it has no rows), then over all of ``part``."""
+    cells = [f"{v.mean():.3f} ({v.min():.2f})" if len(v := part.loc[part["family"] == family, column]) else "–"
+             for family in FAMILIES]
+    return cells + [f"{part[column].mean():.3f} ({part[column].min():.2f})"]
+
+
+def report(results: pd.DataFrame, ref: pd.DataFrame, args, seconds: float) -> str:
+    """The markdown page; ``results`` as ``scored`` returns them."""
     random = ref.reset_index().assign(method="random@1", val_acc=ref["random@1"].to_numpy())
     random["ratio"] = random["val_acc"] / random["best_of_30"]
     both = pd.concat([results, random[results.columns.intersection(random.columns)]], ignore_index=True)
@@ -209,13 +220,7 @@ def report(rows: pd.DataFrame, ref: pd.DataFrame, args, seconds: float) -> str:
         "|---|" + "---|" * (len(FAMILIES) + 1),
     ]
     for method in methods:
-        part = both[both["method"] == method]
-        cells = []
-        for family in FAMILIES:
-            ratios = part.loc[part["family"] == family, "ratio"]
-            cells.append(f"{ratios.mean():.3f} ({ratios.min():.2f})" if len(ratios) else "–")
-        cells.append(f"{part['ratio'].mean():.3f} ({part['ratio'].min():.2f})")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method} | " + " | ".join(family_cells(both[both["method"] == method], "ratio")) + " |")
     repeats = results.groupby("method")["repeats"].min()
     if (repeats > 1).any():
         lines += ["", "Evaluation seeds per task (each score is their mean): " + ", ".join(
@@ -248,23 +253,17 @@ def paired_with_rerun(results: pd.DataFrame) -> list[str]:
              "maximum's selection bias is out of the comparison.", "",
              "| method | " + " | ".join(FAMILIES) + " | all |", "|---|" + "---|" * (len(FAMILIES) + 1)]
     for method, part in results[results["task"].isin(rerun.index)].groupby("method", sort=False):
-        ratio = part["val_acc"].to_numpy() / rerun.loc[part["task"]].to_numpy()
-        part = part.assign(paired=ratio)
-        cells = [f"{g['paired'].mean():.3f} ({g['paired'].min():.2f})" if len(g := part[part["family"] == family]) else "–"
-                 for family in FAMILIES]
-        cells.append(f"{part['paired'].mean():.3f} ({part['paired'].min():.2f})")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        part = part.assign(paired=part["val_acc"].to_numpy() / rerun.loc[part["task"]].to_numpy())
+        lines.append(f"| {method} | " + " | ".join(family_cells(part, "paired")) + " |")
     return lines
 
 
-def plot(rows: pd.DataFrame, ref: pd.DataFrame, path: Path) -> None:
+def plot(results: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    results = per_task(rows).join(ref[["best_of_30"]], on="task")
-    results["ratio"] = results["val_acc"] / results["best_of_30"]
     table = results.pivot_table(index="family", columns="method", values="ratio", aggfunc="mean").reindex(list(FAMILIES))
     ax = table.plot.bar(figsize=(11, 4.5), width=0.85)
     ax.axhline(0.97, color="black", linestyle="--", linewidth=1, label="target 0.97")
@@ -318,14 +317,14 @@ def main() -> None:
                 if i % 25 == 0:
                     print(f"{i}/{len(jobs)} trainings, {time.perf_counter() - started:.0f} s", flush=True)
     rows += [{"repeat": 0, **row} for row in previous]
-    results = pd.DataFrame(rows)
+    results = scored(pd.DataFrame(rows), ref)
     RESULTS.mkdir(exist_ok=True)
     with (RESULTS / f"{args.out}.jsonl").open("w") as handle:
         for row in rows:
             handle.write(json.dumps(row) + "\n")
     text = report(results, ref, args, time.perf_counter() - started)
     (RESULTS / f"{args.out}.md").write_text(text)
-    plot(results, ref, RESULTS / f"{args.out}.png")
+    plot(results, RESULTS / f"{args.out}.png")
     print(text)
 
 
