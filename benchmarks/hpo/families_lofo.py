@@ -9,6 +9,9 @@ same way on the same tasks and seeds:
 * ``defaults``        the module's own defaults (Adam/AdamW lr 1e-3, SGD lr 0.01);
 * ``lr_finder``       Lightning's ``Tuner.lr_find`` (``update_attr=True``, as its docs apply it), then fit;
 * ``optuna_tpe@5``    Optuna TPE with 5 trainings, the best by validation accuracy;
+* ``<mapping>@5``     (``--searches``) the callback fit 5 times on the task with a pool: each fit records its
+                      run and the next proposal adapts to the earlier ones (the ``observed`` trials); the best
+                      of the 5 by validation accuracy, as a user repeating ``fit`` gets;
 * ``best_of_30_rerun`` the configuration of the task's best pool run, trained again with the evaluation
                       seed: what the reference itself scores on a new training, so the ratio's ceiling
                       under seed noise (the pool's best is a maximum over 30 noisy runs);
@@ -97,6 +100,18 @@ def with_mapping(task_key: str, mapping_path: str, seed: int) -> tuple[float, di
     return train(task_key, None, seed, [callback])
 
 
+def with_mapping_search(task_key: str, mapping_path: str, repeat: int) -> tuple[float, dict]:
+    """``TPE_TRIALS`` fits with the callback recording into one pool, so each fit sees the task's earlier runs."""
+    from lightning_meta.hpo.callback import HyperparameterMapping
+
+    with tempfile.TemporaryDirectory() as folder:
+        pool = f"sqlite:///{Path(folder) / 'search.db'}"
+        runs = [train(task_key, None, _seed(task_key, repeat, index),
+                      [HyperparameterMapping(mapping=mapping_path, pool=pool, task=task_key, probe=True)])
+                for index in range(TPE_TRIALS)]
+    return max(runs, key=lambda run: run[0])
+
+
 def with_lr_finder(task_key: str, seed: int) -> tuple[float, dict]:
     """Lightning's LR range test on the default module, its suggestion applied, then a training."""
     import lightning.pytorch as pl
@@ -140,6 +155,8 @@ def _job(job: tuple) -> dict:
         value, config = with_lr_finder(task_key, seed)
     elif method == f"optuna_tpe@{TPE_TRIALS}":
         value, config = with_tpe(task_key, repeat)
+    elif method.endswith(f"@{TPE_TRIALS}"):
+        value, config = with_mapping_search(task_key, argument, repeat)
     else:
         value, config = with_mapping(task_key, argument, seed)
     return {"method": method, "task": task_key, "family": task_key.split("/")[0], "repeat": repeat, "val_acc": value,
@@ -282,6 +299,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--mappings", nargs="*", default=["best_on_average", "nearest_task", "gbm", "meta_surrogate"])
     parser.add_argument("--baselines", nargs="*", default=["defaults", "lr_finder", f"optuna_tpe@{TPE_TRIALS}"])
+    parser.add_argument("--searches", nargs="*", default=["conditional_best_on_average"],
+                        help=f"mappings (of --mappings) also run as a search of {TPE_TRIALS} fits with a pool")
     parser.add_argument("--ablation", default="gbm", help="mapping whose feature sets are compared ('' for none)")
     parser.add_argument("--out", default="hpo_families_lofo")
     parser.add_argument("--previous", nargs="*", default=[],
@@ -297,6 +316,7 @@ def main() -> None:
     ref = reference(frame)
     with tempfile.TemporaryDirectory() as folder:
         jobs = fit_mappings(frame, args.mappings, Path(folder), {"all": None})
+        jobs += [(f"{name}@{TPE_TRIALS}", task, path) for name, task, path in jobs if name in args.searches]
         if args.ablation:
             basic = ["log_n_params", "n_layers", "n_samples", "log_n_samples", "n_classes", "samples_per_class",
                      "input_dim", "channels", "height", "width", "image_size", "shots", "label_noise", "noise"]

@@ -42,7 +42,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 REPORT_AT = (1, 10, 50, 100)
 TARGET_AT = (1, 10, 50)
 METRIC = "loss"  # the peers minimize, so they are told -objective
-OURS = ("best-on-average", "nearest-task", "GBM", "meta-surrogate (zero-shot)", "meta-surrogate search")
+OURS = ("best-on-average", "nearest-task", "GBM", "meta-surrogate (zero-shot)", "best-on-average search", "meta-surrogate search")
 ERRORS: set[str] = set()
 PEERS = ("ZeroShotTransfer", "BoundingBox (random search)", "quantile-based (CTS)")
 

@@ -56,7 +56,8 @@ class HyperparameterMapping(Callback):
             must exist. None: the mapping's space, of which only what the module or datamodule exposes is set.
         pool: ``ExperiencePool`` or database URL where runs are recorded; None records nothing.
             Earlier runs of the same ``task`` in the pool are the mapping's observed trials, so
-            repeated fits on one task continue a search instead of repeating one configuration.
+            repeated fits on one task continue a search: the mapping adapts to their outcomes and proposes a
+            configuration not yet run.
         probe: also compute probe features (a few SGD steps on training batches).
         task: the task's name in the pool; defaults to ``<Module>/<DataModule>`` class names.
         monitor, mode: the metric in ``trainer.callback_metrics`` that scores the run.

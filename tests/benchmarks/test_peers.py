@@ -77,7 +77,7 @@ def test_quick_run_of_our_mappings_writes_the_table(tmp_path):
     write_table(tmp_path)
     report = run_quick(tmp_path, "--no-peers")
     for method in ("random search", "best-on-average", "nearest-task", "GBM", "meta-surrogate (zero-shot)",
-                   "meta-surrogate search"):
+                   "best-on-average search", "meta-surrogate search"):
         values = regrets(report, method)
         assert len(values) == 2 and all(0.0 <= v <= 1.0 for v in values)  # regret@1, @10 (20 trials)
         assert values[1] <= values[0]

@@ -182,6 +182,22 @@ def test_a_second_fit_on_the_same_task_tries_a_new_configuration(mapping, tmp_pa
     assert configs[0] == pytest.approx(BEST) and configs[1] != configs[0]
 
 
+def test_the_next_fit_moves_towards_where_the_tasks_recorded_runs_did_well(mapping, tmp_path):
+    """The task's runs say large rates win here, unlike on the training tasks; with the kernel correction
+    off, the proposal stays by the training tasks' best."""
+    pool = ExperiencePool(f"sqlite:///{tmp_path / 'pool.db'}")
+    for lr, objective in ((0.0123, 0.2), (0.004, 0.1), (0.3, 0.9), (0.5, 0.8)):
+        pool.record("t", {}, {"lr": lr, "batch_size": 8}, objective)
+    proposed = {}
+    for lengthscale in (0.2, None):
+        adapted = BestOnAverage().fit(_frame(), SearchSpace.from_dict(SPACE))
+        adapted.adapt_lengthscale = lengthscale
+        callback = HyperparameterMapping(mapping=adapted, pool=pool, task="t")
+        _trainer(callback).fit(AttributeModule(), datamodule=RandomData())
+        proposed[lengthscale] = callback.config["lr"]
+    assert proposed[None] < 0.02 and proposed[0.2] > 0.05  # from by 0.0123 to the side of 0.3
+
+
 class BrokenPool:
     """A pool whose database is locked: every call fails like ExperiencePool does."""
 

@@ -22,6 +22,7 @@ import pandas as pd
 from lightning_meta.errors import ConfigError, DataError, LightningMetaError
 from lightning_meta.hpo.mappings import file_format
 from lightning_meta.hpo.mappings.feature_encoder import FeatureEncoder
+from lightning_meta.hpo.mappings.observed_residual import residual_correction
 from lightning_meta.hpo.mappings.threads import bounded_threads
 from lightning_meta.hpo.space import SearchSpace
 
@@ -35,12 +36,17 @@ class Mapping(ABC):
 
     Subclasses implement ``_fit``, ``predict_encoded`` and the ``_fitted_state`` pair that a mapping
     file stores; ``suggest`` scores candidate configurations by ``mean + exploration * std`` and
-    returns the best ones not yet in ``observed``. Fits and predictions run with at most ``threads``
-    threads (``threads.py`` says why); set ``mapping.threads`` to change it.
+    returns the best ones not yet in ``observed``. Once ``adapt_min`` trials of the task are observed,
+    ``predict`` and ``suggest`` add their kernel-smoothed residuals (``observed_residual.py``) over
+    ``adapt_lengthscale`` of the encoded space; ``None`` turns that off (a mapping that adapts itself
+    sets it). Fits and predictions run with at most ``threads`` threads (``threads.py`` says why); set
+    ``mapping.threads`` to change it.
     """
 
     exploration: float = 0.0
     threads: int = 1
+    adapt_lengthscale: float | None = 0.2
+    adapt_min: int = 3
 
     def fit(self, frame: pd.DataFrame, space: SearchSpace) -> Mapping:
         """Learns from the complete runs of ``frame`` that fit ``space`` (the others are dropped, with a warning)."""
@@ -65,13 +71,28 @@ class Mapping(ABC):
         """Mean and standard deviation of the task-normalized score of each configuration."""
         self._check_fitted()
         with bounded_threads(self.threads):
-            return self.predict_encoded(features, self.space.encode(configs), observed)
+            return self.predict_adapted(features, self.space.encode(configs), observed)
 
     @abstractmethod
     def predict_encoded(
         self, features: dict[str, Any], x: np.ndarray, observed: pd.DataFrame | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``predict`` for configurations already encoded by ``space.encode`` (``[n, dim]``)."""
+        """The mapping's own prediction for configurations encoded by ``space.encode`` (``[n, dim]``)."""
+
+    def predict_adapted(
+        self, features: dict[str, Any], x: np.ndarray, observed: pd.DataFrame | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``predict`` for encoded configurations: ``predict_encoded`` plus ``observed_correction``."""
+        mean, std = self.predict_encoded(features, x, observed)
+        return mean + self.observed_correction(features, x, observed), std
+
+    def observed_correction(self, features: dict[str, Any], x: np.ndarray, observed: pd.DataFrame | None) -> np.ndarray:
+        """What the task's own observed trials add to the prediction at ``x`` (zeros while too few are known)."""
+        observed_x, observed_y = observed_scores(observed, self.space)
+        if self.adapt_lengthscale is None or len(observed_y) < max(self.adapt_min, 1):
+            return np.zeros(len(x))
+        predicted, _ = self.predict_encoded(features, observed_x, observed)
+        return residual_correction(x, observed_x, observed_y, predicted, self.adapt_lengthscale)
 
     def suggest(
         self,
@@ -104,7 +125,7 @@ class Mapping(ABC):
 
     def _best(self, features: dict[str, Any], x: np.ndarray, k: int, observed: pd.DataFrame | None) -> np.ndarray:
         """Indices of the ``k`` rows of ``x`` with the best ``mean + exploration * std``, best first."""
-        mean, std = self.predict_encoded(features, x, observed)
+        mean, std = self.predict_adapted(features, x, observed)
         return np.argsort(-(mean + self.exploration * std), kind="stable")[:k]
 
     def candidates(self, n: int, seed: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from lightning_meta.errors import ConfigError
 from lightning_meta.hpo.mappings.base import Mapping, encode_frame, observed_scores
+from lightning_meta.hpo.mappings.observed_residual import affine
 from lightning_meta.hpo.mappings.prior import ConfigPrior, priors
 from lightning_meta.learners.inner_loop import adapt, forward
 
@@ -68,8 +69,11 @@ class MetaSurrogate(Mapping):
     ``correction`` bounds how far the prediction may move from the prior, ``correction + growth * k``
     after ``k`` observed trials. With no trial the task features alone may only re-rank
     configurations the other tasks found good (held-out tasks whose features lie outside the
-    training range otherwise get wild extrapolations); each observed trial widens the bound.
+    training range otherwise get wild extrapolations); each observed trial widens the bound. It adapts
+    itself, so the kernel correction every other mapping adds is off (``adapt_lengthscale = None``).
     """
+
+    adapt_lengthscale = None
 
     def __init__(
         self,
@@ -207,7 +211,7 @@ class MetaSurrogate(Mapping):
         inputs = self._inputs(features, x)
         with torch.no_grad():
             zero_shot = forward(net, self.state, self._bounded(inputs, 0)).mean(dim=0).numpy()
-        slope, intercept = _affine(y, zero_shot)
+        slope, intercept = affine(y, zero_shot)
         return self._bounded(inputs, len(y)), torch.tensor(slope * y + intercept, dtype=torch.float32)
 
     def _adapted(self, net: EnsembleMLP, support) -> dict[str, Tensor]:
@@ -221,15 +225,3 @@ class MetaSurrogate(Mapping):
         )
         return {n: p.detach() for n, p in adapted.items()}
 
-
-def _affine(y: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
-    """``slope, intercept`` putting raw objectives ``y`` on the predicted (normalized) scale.
-
-    The spread and centre of ``y`` are matched to those of the zero-shot predictions of the same
-    configurations; the order of the trials is kept (better stays better).
-    """
-    spread_y = float(np.std(y))
-    if spread_y < 1e-12:
-        return 0.0, float(np.mean(predicted))
-    slope = max(float(np.std(predicted)), 0.05) / spread_y
-    return slope, float(np.mean(predicted) - slope * np.mean(y))
