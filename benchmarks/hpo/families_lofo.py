@@ -11,7 +11,9 @@ same way on the same tasks and seeds:
 * ``optuna_tpe@5``    Optuna TPE with 5 trainings, the best by validation accuracy;
 * ``<mapping>@5``     (``--searches``) the callback fit 5 times on the task with a pool: each fit records its
                       run and the next proposal adapts to the earlier ones (the ``observed`` trials); the best
-                      of the 5 by validation accuracy, as a user repeating ``fit`` gets;
+                      of the 5 by validation accuracy, as a user repeating ``fit`` gets; with
+                      ``--search-ablation`` also ``<mapping>@5[no correction]``, the same with the kernel
+                      correction from the observed runs off (only configurations already run are skipped);
 * ``best_of_30_rerun`` the configuration of the task's best pool run, trained again with the evaluation
                       seed: what the reference itself scores on a new training, so the ratio's ceiling
                       under seed noise (the pool's best is a maximum over 30 noisy runs);
@@ -32,6 +34,7 @@ import json
 import logging
 import multiprocessing
 import platform
+import shlex
 import sys
 import tempfile
 import time
@@ -155,7 +158,7 @@ def _job(job: tuple) -> dict:
         value, config = with_lr_finder(task_key, seed)
     elif method == f"optuna_tpe@{TPE_TRIALS}":
         value, config = with_tpe(task_key, repeat)
-    elif method.endswith(f"@{TPE_TRIALS}"):
+    elif f"@{TPE_TRIALS}" in method:
         value, config = with_mapping_search(task_key, argument, repeat)
     else:
         value, config = with_mapping(task_key, argument, seed)
@@ -180,6 +183,13 @@ def fit_mappings(frame: pd.DataFrame, kinds: list[str], out: Path, feature_sets:
                 jobs += [(name, task.key, str(path)) for task in FAMILIES[family]]
     print("fit seconds (all folds):", {f"{k}[{l}]": round(v, 1) for (k, l), v in fit_seconds.items()}, flush=True)
     return jobs
+
+
+def uncorrected(path: str) -> str:
+    """A copy of the mapping file at ``path`` with the kernel correction from observed runs off."""
+    mapping = Mapping.load(path)
+    mapping.adapt_lengthscale = None
+    return str(mapping.save(Path(path).with_suffix(".uncorrected.mapping")))
 
 
 def reference(frame: pd.DataFrame) -> pd.DataFrame:
@@ -222,7 +232,7 @@ def report(results: pd.DataFrame, ref: pd.DataFrame, args, seconds: float) -> st
     lines = [
         "# Leave-one-family-out: the callback's single proposal on real trainings",
         "",
-        f"Command: `python benchmarks/hpo/families_lofo.py {' '.join(args.argv)}`; "
+        f"Command: `python benchmarks/hpo/families_lofo.py {shlex.join(args.argv)}`; "
         f"{seconds:.0f} s on {platform.processor() or platform.machine()} ({multiprocessing.cpu_count()} cores, shared).",
         "",
         "Each mapping is fit on the pool's runs of the other five families; every task of the held-out family is "
@@ -301,6 +311,8 @@ def main() -> None:
     parser.add_argument("--baselines", nargs="*", default=["defaults", "lr_finder", f"optuna_tpe@{TPE_TRIALS}"])
     parser.add_argument("--searches", nargs="*", default=["conditional_best_on_average"],
                         help=f"mappings (of --mappings) also run as a search of {TPE_TRIALS} fits with a pool")
+    parser.add_argument("--search-ablation", action="store_true",
+                        help="also run each search with the kernel correction from observed runs off")
     parser.add_argument("--ablation", default="gbm", help="mapping whose feature sets are compared ('' for none)")
     parser.add_argument("--out", default="hpo_families_lofo")
     parser.add_argument("--previous", nargs="*", default=[],
@@ -316,7 +328,11 @@ def main() -> None:
     ref = reference(frame)
     with tempfile.TemporaryDirectory() as folder:
         jobs = fit_mappings(frame, args.mappings, Path(folder), {"all": None})
-        jobs += [(f"{name}@{TPE_TRIALS}", task, path) for name, task, path in jobs if name in args.searches]
+        searches = [(f"{name}@{TPE_TRIALS}", task, path) for name, task, path in jobs if name in args.searches]
+        if args.search_ablation:
+            off = {path: uncorrected(path) for _, _, path in searches}
+            searches += [(f"{name}[no correction]", task, off[path]) for name, task, path in searches]
+        jobs += searches
         if args.ablation:
             basic = ["log_n_params", "n_layers", "n_samples", "log_n_samples", "n_classes", "samples_per_class",
                      "input_dim", "channels", "height", "width", "image_size", "shots", "label_noise", "noise"]

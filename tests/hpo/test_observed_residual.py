@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lightning_meta.hpo.mappings import BestOnAverage, MetaSurrogate, SimilarTasksAverage
+from lightning_meta.hpo.mappings import BestOnAverage, Mapping, MetaSurrogate, SimilarTasksAverage
 from lightning_meta.hpo.mappings.observed_residual import affine, residual_correction
 from tests.hpo.test_mappings import SPACE, bowl, distance, meta_frame
 
@@ -70,3 +70,12 @@ def test_the_correction_is_the_residual_at_a_trial_and_vanishes_far_from_all():
     assert at == pytest.approx(residuals / 1.5, abs=1e-6)  # kernel 1 at the trial, ~0 at the others
     far = residual_correction(np.array([[5.0, -5.0]]), observed_x, y, predicted, lengthscale=0.05)
     assert far == pytest.approx([0.0], abs=1e-9)
+
+
+def test_the_correction_settings_survive_save_and_load(tmp_path):
+    mapping = BestOnAverage().fit(meta_frame(features=False), SPACE)
+    mapping.adapt_lengthscale, mapping.adapt_min = None, 5
+    loaded = Mapping.load(mapping.save(tmp_path / "off.mapping"))
+    assert loaded.adapt_lengthscale is None and loaded.adapt_min == 5
+    observed = observed_trials(0.12, 0)
+    assert loaded.suggest({}, observed=observed) == mapping.suggest({}, observed=observed)

@@ -178,11 +178,14 @@ class Mapping(ABC):
 
     def _state(self) -> dict[str, Any]:
         return {"settings": self._settings(), "threads": self.threads, "exploration": self.exploration,
-                "encoder": self.encoder.state(), "seen": self.seen, "fitted_runs": self.fitted_runs,
+                "adapt_lengthscale": self.adapt_lengthscale, "adapt_min": self.adapt_min, "encoder": self.encoder.state(), "seen": self.seen, "fitted_runs": self.fitted_runs,
                 "fitted": self._fitted_state()}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.threads, self.exploration = int(state["threads"]), float(state["exploration"])
+        # files written before the kernel correction existed lack these keys: the class defaults apply
+        self.adapt_lengthscale = state.get("adapt_lengthscale", type(self).adapt_lengthscale)
+        self.adapt_min = int(state.get("adapt_min", self.adapt_min))
         self.encoder = FeatureEncoder.from_state(state["encoder"])
         self.feature_names = self.encoder.names
         self.seen = np.asarray(state["seen"], dtype=float)
