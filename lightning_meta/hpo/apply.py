@@ -47,11 +47,17 @@ def resolve_space(
     """Splits the space into ``targets`` (name -> where its value goes) and ``skipped`` (name -> why not).
 
     ``strict`` (the user chose the space) makes any unavailable target an error; otherwise the callback
-    tunes what the module exposes, and only a module exposing nothing of the space is an error.
+    tunes what the module exposes, and only a module exposing nothing of the space is an error. A module's
+    ``hpo_declines`` (target -> why) names attributes it has but whose meaning differs from what a mapping's
+    runs learned (Reptile's ``lr`` is its outer step size): they are skipped unless the user's space names them.
     """
     targets: dict[str, str] = {}
     skipped: dict[str, str] = {}
+    declined = getattr(pl_module, "hpo_declines", {})
     for param in space.params:
+        if not strict and param.target in declined:
+            skipped[param.name] = declined[param.target]
+            continue
         found, why = resolve(trainer, pl_module, param.target)
         if found is not None:
             targets[param.name] = found

@@ -16,12 +16,14 @@ interrupted collection resumes where it stopped. ``--fit OUT`` fits a mapping on
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
 import time
 import warnings
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from lightning_meta.hpo.mappings.base import Mapping, observed_keys
 from lightning_meta.hpo.space import SearchSpace
 
 DEFAULT_MAPPING = Path(__file__).resolve().parents[1] / "assets" / "mapping" / "default.mapping"
+QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning_meta.hpo.callback")  # per-run chatter
 DONE = ("complete", "diverged")  # outcomes a resumed collection keeps; failed and running runs are redone
 log = logging.getLogger(__name__)
 
@@ -176,9 +179,22 @@ def _worker_init() -> None:
 
 
 def _quiet() -> None:
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning_meta.hpo.callback"):
+    for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="lightning")
+
+
+@contextlib.contextmanager
+def _quiet_here() -> Iterator[None]:
+    """``_quiet`` for trainings in the caller's process, undone afterwards (the caller keeps its own logs)."""
+    levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    with warnings.catch_warnings():
+        _quiet()
+        try:
+            yield
+        finally:
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
 
 
 def _job(args: tuple) -> tuple[str, int, float]:
@@ -201,15 +217,15 @@ def collect(cfg: Any) -> int:
     args = [(task, trial, str(cfg.pool), space, int(cfg.seed), bool(cfg.probe)) for task, trial in jobs]
     bar = tqdm(total=len(args), desc="collect", unit="run", disable=not bool(cfg.progress_bar))
     if workers == 1:
-        _quiet()
-        results = map(_job, args)
+        quiet, results = _quiet_here(), map(_job, args)
     else:
         pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init)
-        results = pool.imap_unordered(_job, args)
+        quiet, results = contextlib.nullcontext(), pool.imap_unordered(_job, args)
     try:
-        for task, trial, value in results:
-            bar.set_postfix_str(f"{task} #{trial} val_acc={value:.3f}", refresh=False)
-            bar.update()
+        with quiet:
+            for task, trial, value in results:
+                bar.set_postfix_str(f"{task} #{trial} val_acc={value:.3f}", refresh=False)
+                bar.update()
     finally:
         bar.close()
         if workers > 1:

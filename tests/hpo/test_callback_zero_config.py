@@ -257,3 +257,28 @@ def test_only_optimizer_settings_are_checked():
     assert [optimizer_key(t) for t in ("lr", "learning_rate", "model.head.lr", "weight_decay", "momentum")] == [
         "lr", "lr", "lr", "weight_decay", "momentum"]
     assert optimizer_key("datamodule.batch_size") is None and optimizer_key("inner_lr") is None
+
+
+
+class DeclinesLr(OnlyLr):
+    """A module whose ``lr`` means something else than a mapping's runs learned (as Reptile's outer step)."""
+
+    hpo_declines = {"lr": "lr is an outer step size here"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight_decay = 0.0
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+
+def test_a_declined_target_is_skipped_unless_the_users_space_names_it(caplog):
+    zero_config, module = HyperparameterMapping(mapping=_mapping()), DeclinesLr()
+    with caplog.at_level(logging.INFO, logger="lightning_meta.hpo.callback"):
+        _trainer(zero_config).fit(module, datamodule=NoBatchSize())
+    assert set(zero_config.config) == {"weight_decay"} and module.lr == 1e-3
+    assert "skips lr: lr is an outer step size here" in caplog.text
+    named, module = HyperparameterMapping(mapping=_mapping(), space={"lr": SPACE["lr"]}), DeclinesLr()
+    _trainer(named).fit(module, datamodule=NoBatchSize())
+    assert module.lr == pytest.approx(PROPOSAL["lr"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 from lightning_meta.cli.main import main as cli_main
 from lightning_meta.errors import ConfigError
-from lightning_meta.hpo.collect import _compose, parse_shard, plan, resolve_families, trial_config
+from lightning_meta.hpo.collect import QUIET_LOGGERS, _compose, parse_shard, plan, resolve_families, trial_config
 from lightning_meta.hpo.families import FAMILIES, all_tasks
 from lightning_meta.hpo.mappings import GBMSurrogate
 from lightning_meta.hpo.mappings.base import Mapping
@@ -29,7 +30,9 @@ def collected(tmp_path_factory) -> tuple[str, Path]:
     """One family x 1 trial collected through the console command into a fresh pool."""
     root = tmp_path_factory.mktemp("collect")
     url = f"sqlite:///{root / 'pool.db'}"
+    levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
     cli_main(["collect", f"families=[{FAMILY}]", "trials=1", "seed=3", "progress_bar=false", f"pool={url}"])
+    assert {name: logging.getLogger(name).level for name in QUIET_LOGGERS} == levels, "collect left loggers muted"
     return url, root
 
 
