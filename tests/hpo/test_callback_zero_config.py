@@ -259,7 +259,6 @@ def test_only_optimizer_settings_are_checked():
     assert optimizer_key("datamodule.batch_size") is None and optimizer_key("inner_lr") is None
 
 
-
 class DeclinesLr(OnlyLr):
     """A module whose ``lr`` means something else than a mapping's runs learned (as Reptile's outer step)."""
 

@@ -88,8 +88,10 @@ class Mapping(ABC):
 
     def observed_correction(self, features: dict[str, Any], x: np.ndarray, observed: pd.DataFrame | None) -> np.ndarray:
         """What the task's own observed trials add to the prediction at ``x`` (zeros while too few are known)."""
+        if self.adapt_lengthscale is None:
+            return np.zeros(len(x))
         observed_x, observed_y = observed_scores(observed, self.space)
-        if self.adapt_lengthscale is None or len(observed_y) < max(self.adapt_min, 1):
+        if len(observed_y) < max(self.adapt_min, 1):
             return np.zeros(len(x))
         predicted, _ = self.predict_encoded(features, observed_x, observed)
         return residual_correction(x, observed_x, observed_y, predicted, self.adapt_lengthscale)
@@ -178,7 +180,8 @@ class Mapping(ABC):
 
     def _state(self) -> dict[str, Any]:
         return {"settings": self._settings(), "threads": self.threads, "exploration": self.exploration,
-                "adapt_lengthscale": self.adapt_lengthscale, "adapt_min": self.adapt_min, "encoder": self.encoder.state(), "seen": self.seen, "fitted_runs": self.fitted_runs,
+                "adapt_lengthscale": self.adapt_lengthscale, "adapt_min": self.adapt_min,
+                "encoder": self.encoder.state(), "seen": self.seen, "fitted_runs": self.fitted_runs,
                 "fitted": self._fitted_state()}
 
     def _set_state(self, state: dict[str, Any]) -> None:
