@@ -82,7 +82,7 @@ def _seed(task: str, repeat: int = 0, index: int = 0) -> int:
 
 
 def train(task_key: str, config: dict | None, seed: int, callbacks=()) -> tuple[float, dict]:
-    """Final val_acc and the (lr, weight_decay) the optimizer really used."""
+    """The task's final monitor in its direction (a loss negated) and the (lr, weight_decay) the optimizer really used."""
     import lightning.pytorch as pl
 
     task = task_by_key(task_key)
@@ -92,14 +92,16 @@ def train(task_key: str, config: dict | None, seed: int, callbacks=()) -> tuple[
     trainer = _trainer(task.epochs, callbacks)
     trainer.fit(model, datamodule=datamodule)
     used = {"lr": float(model.hparams.lr), "weight_decay": float(model.hparams.weight_decay)}
-    return float(trainer.callback_metrics["val_acc"]), used
+    value = float(trainer.callback_metrics[task.monitor])
+    return (-value if task.mode == "min" else value), used
 
 
 def with_mapping(task_key: str, mapping_path: str, seed: int) -> tuple[float, dict]:
     """The callback's single proposal, decided from the task's own features and probes at setup."""
     from lightning_meta.hpo.callback import HyperparameterMapping
 
-    callback = HyperparameterMapping(mapping=mapping_path, task=task_key, probe=True)
+    task = task_by_key(task_key)
+    callback = HyperparameterMapping(mapping=mapping_path, task=task_key, probe=True, monitor=task.monitor, mode=task.mode)
     return train(task_key, None, seed, [callback])
 
 
@@ -107,10 +109,12 @@ def with_mapping_search(task_key: str, mapping_path: str, repeat: int) -> tuple[
     """``TPE_TRIALS`` fits with the callback recording into one pool, so each fit sees the task's earlier runs."""
     from lightning_meta.hpo.callback import HyperparameterMapping
 
+    task = task_by_key(task_key)
     with tempfile.TemporaryDirectory() as folder:
         pool = f"sqlite:///{Path(folder) / 'search.db'}"
         runs = [train(task_key, None, _seed(task_key, repeat, index),
-                      [HyperparameterMapping(mapping=mapping_path, pool=pool, task=task_key, probe=True)])
+                      [HyperparameterMapping(mapping=mapping_path, pool=pool, task=task_key, probe=True,
+                                             monitor=task.monitor, mode=task.mode)])
                 for index in range(TPE_TRIALS)]
     return max(runs, key=lambda run: run[0])
 

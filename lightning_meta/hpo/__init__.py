@@ -1,12 +1,31 @@
-"""The learned hyperparameter mapping: search space, task features, experience pool, mappings, callback."""
+"""The learned hyperparameter mapping: search space, task features, experience pool, mappings, callback.
 
-from lightning_meta.hpo.callback import HyperparameterMapping
-from lightning_meta.hpo.features import probe_features, task_features
-from lightning_meta.hpo.mappings import MAPPINGS, BestOnAverage, GBMSurrogate, Mapping, MetaSurrogate, NearestTask
-from lightning_meta.hpo.pool import ExperiencePool
-from lightning_meta.hpo.space import Param, SearchSpace
+Names are imported when first used (PEP 562), so ``lightning_meta.hpo.mappings`` and the pool load without torch
+or Lightning; ``HyperparameterMapping`` and the features bring them in.
+"""
 
-__all__ = [
-    "MAPPINGS", "BestOnAverage", "ExperiencePool", "GBMSurrogate", "HyperparameterMapping", "Mapping",
-    "MetaSurrogate", "NearestTask", "Param", "SearchSpace", "probe_features", "task_features",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "HyperparameterMapping": "lightning_meta.hpo.callback",
+    "probe_features": "lightning_meta.hpo.features",
+    "task_features": "lightning_meta.hpo.features",
+    "ExperiencePool": "lightning_meta.hpo.pool",
+    "Param": "lightning_meta.hpo.space",
+    "SearchSpace": "lightning_meta.hpo.space",
+    **{name: "lightning_meta.hpo.mappings" for name in ("MAPPINGS", "BestOnAverage", "ConditionalBestOnAverage",
+                                                         "GBMSurrogate", "Mapping", "MetaSurrogate", "NearestTask",
+                                                         "SimilarTasksAverage")},
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_WHERE)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_setattr
+from lightning.pytorch.utilities.parsing import lightning_getattr, lightning_hasattr, lightning_setattr
 
 from lightning_meta.errors import ConfigError
 from lightning_meta.hpo.space import SearchSpace
@@ -87,6 +87,15 @@ def apply(trainer: pl.Trainer, pl_module: pl.LightningModule, target: str, value
         lightning_setattr(pl_module, target, value)
 
 
+def current(trainer: pl.Trainer, pl_module: pl.LightningModule, target: str) -> Any:
+    """The value a target ``resolve`` found holds now: the user's own value, read before the callback writes."""
+    if target.startswith("datamodule."):
+        return _get_path(trainer.datamodule, target.split(".", 1)[1])
+    if target.startswith("model."):
+        return _get_path(pl_module, target.split(".", 1)[1])
+    return lightning_getattr(pl_module, target)
+
+
 def reader(pl_module: pl.LightningModule, target: str) -> str:
     """How ``configure_optimizers`` reads the value written at ``target``: ``self.lr (or self.hparams.lr)``."""
     if target.startswith("model."):
@@ -114,6 +123,16 @@ def _missing_path(root: Any, path: str) -> str:
     if hasattr(owner, last) or last in getattr(owner, "hparams", {}):
         return ""
     return f"{type(owner).__name__} has no attribute or hparams key {last!r}"
+
+
+def _get_path(root: Any, path: str) -> Any:
+    *parents, last = path.split(".")
+    owner = root
+    for part in parents:
+        owner = getattr(owner, part)
+    if hasattr(owner, last):
+        return getattr(owner, last)
+    return getattr(owner, "hparams", {}).get(last)
 
 
 def _set_path(root: Any, path: str, value: Any) -> None:

@@ -34,9 +34,11 @@ from lightning.pytorch.callbacks import Callback
 from lightning_meta.errors import ConfigError, LightningMetaError, PoolError
 from lightning_meta.hpo.apply import apply, reader
 from lightning_meta.hpo.decision import Decision, decide
+from lightning_meta.hpo.evidence import MARGIN, MAX_DISTANCE
 from lightning_meta.hpo.mappings.base import Mapping
 from lightning_meta.hpo.pool import ExperiencePool
 from lightning_meta.hpo.refit import RefitPolicy
+from lightning_meta.hpo.run_facts import infer_mode
 from lightning_meta.hpo.space import SearchSpace
 from lightning_meta.hpo.verify import check_optimizers, optimizer_key
 
@@ -60,16 +62,24 @@ class HyperparameterMapping(Callback):
             configuration not yet run.
         probe: also compute probe features (a few SGD steps on training batches).
         task: the task's name in the pool; defaults to ``<Module>/<DataModule>`` class names.
-        monitor, mode: the metric in ``trainer.callback_metrics`` that scores the run.
+        monitor, mode: the metric in ``trainer.callback_metrics`` that scores the run; ``mode`` (``"max"`` or
+            ``"min"``) is inferred from the name when not given: a loss or an error is minimised, accuracy, AUC,
+            R², F1 maximised; any other name needs ``mode``.
         k: how many proposals to keep (``proposals``; the first is applied).
         probe_batches: how many training batches ``probe`` uses.
         refit_every: learn from every run: once the pool (plus ``refit_base``) holds this many complete runs
             more than the mapping was fit on, it is fit again after the run is recorded (``refit.py``).
         refit_base: pools the refit also learns from; ``"shipped"`` (the default mapping's pool) or None.
         refit_to: where the refit mapping is saved, so that the next run (``mapping=refit_to``) starts from it.
+        keep_defaults: first, do no harm: keep the module's own values unless the recorded tasks like this one
+            say a change is better by ``margin`` (``evidence.py``); False applies the mapping's proposal as is.
+        margin: the smallest predicted gain (task-normalized score, lower bound) that changes the user's values.
+        max_distance: how far (``TaskIndex.distances``) a recorded task may be and still count as like this one.
 
-    After ``fit``: ``config`` (the applied values), ``targets`` (where each went), ``skipped`` (name -> why not
-    applied), ``features``, ``proposals``, ``predicted`` and ``run_id``.
+    After ``fit``: ``decision`` (``Decision``: the user's values, the applied ones, the evidence with the
+    neighbours, distance, predicted gain and its uncertainty), ``config`` (the applied values, empty when the
+    user's are kept), ``targets`` (where each went), ``skipped`` (name -> why not applied), ``features``,
+    ``proposals``, ``predicted`` and ``run_id``.
     """
 
     def __init__(
@@ -80,15 +90,17 @@ class HyperparameterMapping(Callback):
         probe: bool = False,
         task: str | None = None,
         monitor: str = "val_acc",
-        mode: str = "max",
+        mode: str | None = None,
         k: int = 1,
         probe_batches: int = 2,
         refit_every: int | None = None,
         refit_base: str | list[str] | None = "shipped",
         refit_to: str | Path | None = None,
+        keep_defaults: bool = True,
+        margin: float = MARGIN,
+        max_distance: float = MAX_DISTANCE,
     ) -> None:
-        if mode not in _MODES:
-            raise ConfigError(f"HyperparameterMapping mode={mode!r} is invalid: use 'max' or 'min'.")
+        mode = infer_mode(monitor, mode)
         if k < 1:
             raise ConfigError(f"HyperparameterMapping k={k} is invalid: give k >= 1.")
         self.mapping = _load_mapping(mapping)
@@ -105,6 +117,8 @@ class HyperparameterMapping(Callback):
         self.monitor = monitor
         self.mode = mode
         self.k = k
+        self.keep_defaults, self.margin, self.max_distance = keep_defaults, float(margin), float(max_distance)
+        self.decision: Decision | None = None
         self.features: dict[str, float] = {}
         self.proposals: list[dict] = []
         self.config: dict[str, Any] = {}
@@ -113,6 +127,7 @@ class HyperparameterMapping(Callback):
         self.predicted: tuple[float, float] = (math.nan, math.nan)
         self.run_id: int | None = None
         self.curve: list[float] = []
+        self._validations = 0
         self._started = 0.0
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -120,7 +135,7 @@ class HyperparameterMapping(Callback):
         if stage != "fit":
             return
         self.task = self.task or _default_task(pl_module, trainer.datamodule)
-        self.curve, self.run_id, self._started = [], None, time.monotonic()
+        self.curve, self.run_id, self._started, self._validations = [], None, time.monotonic(), 0
         decision: Decision | Exception | None = None
         if trainer.is_global_zero:
             self.pool = self._open_pool()
@@ -131,6 +146,7 @@ class HyperparameterMapping(Callback):
         decision = trainer.strategy.broadcast(decision, src=0)
         if isinstance(decision, Exception):
             raise decision
+        self.decision = decision
         self.features, self.proposals, self.predicted = decision.features, decision.proposals, decision.predicted
         self.config, self.targets, self.skipped = decision.config, decision.targets, decision.skipped
         for name, value in self.config.items():
@@ -150,12 +166,14 @@ class HyperparameterMapping(Callback):
         check_optimizers(trainer.optimizers, applied, type(pl_module).__name__, readers, trainer.ckpt_path)
         self._log(trainer)
         if trainer.is_global_zero:
-            self.run_id = self._pool_call("start", self.task, self.features, self.config)
+            self.run_id = self._pool_call("start", self.task, self.features, self.decision.used)
 
     def _decide(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Decision:
         batches = islice(_train_batches(trainer, pl_module), self.probe_batches) if self.probe else None
-        return decide(self.mapping, self.space, trainer, pl_module, strict=self.strict, k=self.k,
-                      observed=self._observed(), probe_batches=batches)
+        rule = {"margin": self.margin, "max_distance": self.max_distance} if self.keep_defaults else \
+            {"apply_proposal": True}
+        return decide(self.mapping, self.space, trainer, pl_module, strict=self.strict, k=self.k, monitor=self.monitor,
+                      mode=self.mode, observed=self._observed(), probe_batches=batches, **rule)
 
     def _observed(self) -> pd.DataFrame | None:
         """Earlier complete runs of this task that set every hyperparameter of the space."""
@@ -163,15 +181,23 @@ class HyperparameterMapping(Callback):
         columns = [f"hp_{n}" for n in self.space.names]
         if frame is None or frame.empty or not set(columns) <= set(frame.columns):
             return None
-        frame = frame[(frame["task"] == self.task) & frame[columns].notna().all(axis=1)]
+        frame = frame[(frame["task"] == self.task) & frame[columns].notna().all(axis=1)].copy()
+        for p in self.mapping.space.params:  # a user's value outside the space (weight_decay=0) counts at its bound
+            if p.type != "categorical" and f"hp_{p.name}" in frame:
+                frame[f"hp_{p.name}"] = pd.to_numeric(frame[f"hp_{p.name}"], errors="coerce").clip(p.low, p.high)
         return frame if not frame.empty else None
 
     def _say(self, pl_module: pl.LightningModule) -> None:
-        module = type(pl_module).__name__
-        applied = ", ".join(f"{n}={_show(v)} -> {self.targets[n]}" for n, v in self.config.items())
-        log.info("HyperparameterMapping applies on %s: %s", module, applied)
+        line = self.decision.line(type(pl_module).__name__)
+        if not self.decision.config and not self.decision.evidence.neighbours and self.pool is None:
+            line += "; pass pool=... to learn from your own runs"
+        log.info(line)
         for name, why in self.skipped.items():
             log.info("HyperparameterMapping skips %s: %s", name, why)
+        if self.decision.missing:
+            names = self.decision.missing
+            log.info("HyperparameterMapping: %d of the mapping's %d features are unknown for this task and imputed: %s",
+                     len(names), len(self.mapping.feature_names), ", ".join(names))
 
     def _log(self, trainer: pl.Trainer) -> None:
         params = {f"hpo/{name}": value for name, value in self.config.items()}
@@ -181,27 +207,39 @@ class HyperparameterMapping(Callback):
             logger.log_metrics(scores, step=0)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self._validations += 1
         value = trainer.callback_metrics.get(self.monitor)
-        if not trainer.sanity_checking and value is not None:
+        if value is not None:
             self.curve.append(float(value))
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero or self.run_id is None:
+        if not trainer.is_global_zero:
             return
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
-            warnings.warn(
-                f"HyperparameterMapping: metric {self.monitor!r} was never logged, so the run is recorded "
-                "as failed. Log it with self.log() or set monitor= to a logged metric.",
-                stacklevel=2,
-            )
-            self._finish("failed", None)
+            recorded = " so the run is recorded as failed." if self.run_id is not None else ""
+            warnings.warn(f"HyperparameterMapping: {self._never_logged(trainer)}{recorded}", stacklevel=2)
+            if self.run_id is not None:
+                self._finish("failed", None)
+            return
+        if self.run_id is None:
             return
         final = float(value)
         status = "complete" if math.isfinite(final) else "diverged"
         finite = [v for v in self.curve if math.isfinite(v)]
         best = (max(finite) if self.mode == "max" else min(finite)) if finite else None
         self._finish(status, final, best)
+
+    def _never_logged(self, trainer: pl.Trainer) -> str:
+        """Why the monitor has no value, with the fix."""
+        if self._validations == 0:
+            return (f"validation never ran, so {self.monitor!r} has no value (the fit stopped after "
+                    f"{trainer.global_step} steps, before the first validation): validate more often "
+                    "(val_check_interval=N steps, check_val_every_n_epoch) or train for at least one epoch.")
+        return (f"metric {self.monitor!r} was never logged in {self._validations} validations: log it with "
+                f"self.log({self.monitor!r}, ...) in validation_step, or set monitor= to a logged metric.")
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if trainer.is_global_zero and self.run_id is not None:
@@ -267,10 +305,6 @@ def _train_batches(trainer: pl.Trainer, pl_module: pl.LightningModule):
             f"probe=True needs training batches before fit, but {type(source).__name__}.train_dataloader() "
             f"failed ({error}): use a LightningDataModule or set probe=False."
         ) from error
-
-
-def _show(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else repr(value)
 
 
 def _default_task(pl_module: pl.LightningModule, datamodule: Any) -> str:

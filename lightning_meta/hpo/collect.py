@@ -51,12 +51,12 @@ records each run in the experience pool (resumable: runs already recorded are sk
 overrides (conf/collect.yaml): pool=URL families=all|[name,...] trials=N workers=N shard=I/N
   seed=N probe=true|false mapping=meta_surrogate|gbm|nearest_task|best_on_average space.lr.high=0.1 ...
 families: omniglot_cnn_adam omniglot_resnet_sgd digits_mlp_sgd tabular_mlp_adamw mnist1d_cnn_adam
-  small_tables_mlp_adam
+  small_tables_mlp_adam text_transformer sequence_gru regression_mlp finetune_cnn
 """
 
 
 class RandomSearch(Mapping):
-    """Proposes draw ``trial`` of a random search seeded by ``(seed, task)``; predicts nothing (NaN).
+    """Proposes configuration ``trial`` of ``job_config``; predicts nothing (NaN).
 
     It lets the ``HyperparameterMapping`` callback run a random search: the callback applies and
     records the configuration exactly as it would a learned mapping's proposal.
@@ -65,7 +65,7 @@ class RandomSearch(Mapping):
     def __init__(self, space: SearchSpace, task: str, trial: int, seed: int = 0) -> None:
         self.space = space
         self.feature_names: list[str] = []
-        self.config = trial_config(space, task, trial, seed)
+        self.config = job_config(space, task, trial, seed)
 
     def _fit(self, frame: pd.DataFrame, scores: np.ndarray) -> None:
         """Random search learns nothing from past runs."""
@@ -86,6 +86,21 @@ def trial_config(space: SearchSpace, task: str, trial: int, seed: int = 0) -> di
         raise ConfigError(f"trial={trial} is invalid: give trial >= 0.")
     stream = zlib.crc32(f"{seed}/{task}".encode())
     return space.sample(trial + 1, seed=stream)[trial]
+
+
+def job_config(space: SearchSpace, task: str, trial: int, seed: int = 0) -> dict[str, Any]:
+    """Trial 0 runs the task's own defaults (the values its user starts from, clipped into ``space``), so every
+    task of the pool says how its defaults score; trial ``t > 0`` is ``trial_config(space, task, t, seed)``."""
+    if trial != 0:
+        return trial_config(space, task, trial, seed)
+    from lightning_meta.hpo.families import task_by_key
+
+    defaults = task_by_key(task).defaults()
+    config = trial_config(space, task, 0, seed)
+    for p in space.params:
+        if p.name in defaults and p.type != "categorical":
+            config[p.name] = p.check(min(max(defaults[p.name], p.low), p.high))
+    return config
 
 
 def resolve_families(families: Any) -> list[str]:
@@ -134,7 +149,7 @@ def plan(cfg: Any) -> list[tuple[str, int]]:
         done = {task: observed_keys(runs, space) for task, runs in frame.groupby("task")}
 
     def recorded(task: str, trial: int) -> bool:
-        config = trial_config(space, task, trial, int(cfg.seed))
+        config = job_config(space, task, trial, int(cfg.seed))
         return tuple(np.round(space.encode([config])[0], 9)) in done.get(task, set())
 
     return [(task, trial) for task, trial in jobs if not recorded(task, trial)]
@@ -143,8 +158,8 @@ def plan(cfg: Any) -> list[tuple[str, int]]:
 def run_trial(task_key: str, trial: int, pool: str, space: dict, seed: int = 0, probe: bool = True) -> float:
     """One job: trains ``task_key`` with configuration ``trial``, recorded through the callback.
 
-    Returns the final ``val_acc`` (NaN when the run failed; the failure is recorded in the pool and
-    the collection goes on).
+    Returns the final value of the task's monitor (NaN when the run failed; the failure is recorded in the
+    pool and the collection goes on).
     """
     import lightning.pytorch as pl
 
@@ -153,7 +168,8 @@ def run_trial(task_key: str, trial: int, pool: str, space: dict, seed: int = 0, 
 
     task = task_by_key(task_key)
     search = RandomSearch(SearchSpace.from_dict(space), task.key, int(trial), int(seed))
-    callback = HyperparameterMapping(mapping=search, pool=pool, task=task.key, probe=probe)
+    callback = HyperparameterMapping(mapping=search, pool=pool, task=task.key, probe=probe, keep_defaults=False,
+                                     monitor=task.monitor, mode=task.mode)
     trial_seed = zlib.crc32(f"{seed}/{task.key}/{trial}".encode()) % (2**31)
     pl.seed_everything(trial_seed, verbose=False)
     model, datamodule = task.build(trial_seed)
@@ -166,7 +182,7 @@ def run_trial(task_key: str, trial: int, pool: str, space: dict, seed: int = 0, 
     except Exception as error:  # recorded as failed by the callback; one bad run must not end the collection
         log.warning("%s trial %s failed: %s", task.key, trial, error)
         return math.nan
-    value = trainer.callback_metrics.get("val_acc")
+    value = trainer.callback_metrics.get(task.monitor)
     return float(value) if value is not None else math.nan
 
 
@@ -224,7 +240,7 @@ def collect(cfg: Any) -> int:
     try:
         with quiet:
             for task, trial, value in results:
-                bar.set_postfix_str(f"{task} #{trial} val_acc={value:.3f}", refresh=False)
+                bar.set_postfix_str(f"{task} #{trial} score={value:.3f}", refresh=False)
                 bar.update()
     finally:
         bar.close()

@@ -22,6 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from lightning_meta.errors import ConfigError
+from lightning_meta.hpo.model_kind import layer_shares, pretrained_share
+from lightning_meta.hpo.run_facts import objective_features, trainer_features
 
 LossFn = Callable[[nn.Module, Any], Tensor]
 """``loss_fn(model, batch)`` returns the scalar training loss of ``model`` on ``batch``."""
@@ -56,11 +58,14 @@ def _shape_facts(shape: Any) -> dict[str, float]:
 
 
 def model_features(model: nn.Module) -> dict[str, float]:
-    """Size of the model: log10 of its trainable parameter count and how many layers hold them."""
+    """Size and kind of the model: log10 of its trainable parameter count, how many layers hold them, the
+    share of parameters per layer kind and whether its weights were trained before ``fit``
+    (``model_kind.py``)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     count = sum(p.numel() for p in trainable)
     layers = sum(1 for m in model.modules() if any(p.requires_grad for p in m.parameters(recurse=False)))
-    return {"log_n_params": math.log10(max(count, 1)), "n_layers": float(layers)}
+    return {"log_n_params": math.log10(max(count, 1)), "n_layers": float(layers), **layer_shares(model),
+            "pretrained": pretrained_share(model)}
 
 
 _ADAPTIVE = {"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta", "SparseAdam"}
@@ -151,16 +156,24 @@ def datamodule_features(datamodule: Any) -> dict[str, float]:
     return facts
 
 
-def task_features(model: nn.Module, datamodule: Any = None) -> dict[str, float]:
-    """Cheap deterministic facts about the task: model size plus what the datamodule exposes.
+def task_features(
+    model: nn.Module, datamodule: Any = None, trainer: Any = None, monitor: str | None = None, mode: str | None = None
+) -> dict[str, float]:
+    """Cheap deterministic facts about the task: the model, the optimizer, the data and the run.
 
-    Keys (when known): ``log_n_params``, ``n_layers``, the ``opt_*`` optimizer kind, ``n_samples``,
-    ``log_n_samples``, ``batch_size``, ``n_classes``, ``channels``, ``height``, ``width`` or
-    ``input_dim``, ``ways``, ``shots``, and anything ``meta_features()`` adds.
+    Keys (when known): ``log_n_params``, ``n_layers``, ``share_<kind>`` per layer kind, ``pretrained``, the
+    ``opt_*`` optimizer kind, ``n_samples``, ``log_n_samples``, ``batch_size``, ``n_classes``, ``channels``,
+    ``height``, ``width`` or ``input_dim``, ``ways``, ``shots``, anything ``meta_features()`` adds, and with a
+    ``trainer`` and ``monitor`` the run's facts (``run_facts.py``): ``objective_min``,
+    ``objective_regression``, ``log_planned_steps``, ``planned_minutes``, ``grad_clip``, ``precision_bits``.
     """
     facts = {**model_features(model), **optimizer_features(model)}
     if datamodule is not None:
         facts.update(datamodule_features(datamodule))
+    if monitor is not None and mode is not None:
+        facts = {**objective_features(monitor, mode, datamodule), **facts}
+    if trainer is not None:
+        facts = {**trainer_features(trainer, facts.get("n_samples"), facts.get("batch_size")), **facts}
     return dict(sorted(facts.items()))
 
 

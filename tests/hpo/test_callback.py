@@ -129,7 +129,7 @@ def _trainer(callback, logger=False, **kwargs) -> pl.Trainer:
 
 
 def test_optimizer_and_dataloader_use_the_proposal(mapping):
-    callback = HyperparameterMapping(mapping=mapping)
+    callback = HyperparameterMapping(keep_defaults=False, mapping=mapping)
     trainer = _trainer(callback)
     trainer.fit(AttributeModule(), datamodule=RandomData())
     assert callback.config == pytest.approx(BEST)
@@ -138,7 +138,7 @@ def test_optimizer_and_dataloader_use_the_proposal(mapping):
 
 
 def test_hparams_learning_rate_is_set_before_the_optimizer_exists(mapping):
-    trainer = _trainer(HyperparameterMapping(mapping=mapping))
+    trainer = _trainer(HyperparameterMapping(keep_defaults=False, mapping=mapping))
     module = HparamsModule()
     trainer.fit(module, datamodule=RandomData())
     assert module.hparams.lr == pytest.approx(BEST["lr"])
@@ -147,7 +147,7 @@ def test_hparams_learning_rate_is_set_before_the_optimizer_exists(mapping):
 
 def test_chosen_values_and_prediction_are_logged(mapping):
     logger = CaptureLogger()
-    callback = HyperparameterMapping(mapping=mapping)
+    callback = HyperparameterMapping(keep_defaults=False, mapping=mapping)
     _trainer(callback, logger=logger).fit(AttributeModule(), datamodule=RandomData())
     assert logger.hparams["hpo/lr"] == pytest.approx(BEST["lr"])
     assert logger.hparams["hpo/batch_size"] == BEST["batch_size"]
@@ -157,7 +157,7 @@ def test_chosen_values_and_prediction_are_logged(mapping):
 
 def test_outcomes_are_recorded_in_the_pool(mapping, tmp_path):
     pool = ExperiencePool(f"sqlite:///{tmp_path / 'pool.db'}")
-    complete = HyperparameterMapping(mapping=mapping, pool=pool, task="t")
+    complete = HyperparameterMapping(keep_defaults=False, mapping=mapping, pool=pool, task="t")
     trainer = _trainer(complete)
     trainer.fit(AttributeModule(), datamodule=RandomData())
     runs = pool.frame()
@@ -165,9 +165,9 @@ def test_outcomes_are_recorded_in_the_pool(mapping, tmp_path):
     assert runs["objective"].iloc[0] == pytest.approx(float(trainer.callback_metrics["val_acc"]))
     assert runs["hp_lr"].iloc[0] == pytest.approx(BEST["lr"])
 
-    _trainer(HyperparameterMapping(mapping=mapping, pool=pool, task="t")).fit(AttributeModule(nan=True), datamodule=RandomData())
+    _trainer(HyperparameterMapping(keep_defaults=False, mapping=mapping, pool=pool, task="t")).fit(AttributeModule(nan=True), datamodule=RandomData())
     with pytest.raises(RuntimeError, match="boom"):
-        _trainer(HyperparameterMapping(mapping=mapping, pool=pool, task="t")).fit(AttributeModule(fail=True), datamodule=RandomData())
+        _trainer(HyperparameterMapping(keep_defaults=False, mapping=mapping, pool=pool, task="t")).fit(AttributeModule(fail=True), datamodule=RandomData())
     statuses = pool.frame(status=None)["status"].tolist()
     assert statuses == ["complete", "diverged", "failed"]
 
@@ -176,7 +176,7 @@ def test_a_second_fit_on_the_same_task_tries_a_new_configuration(mapping, tmp_pa
     pool = ExperiencePool(f"sqlite:///{tmp_path / 'pool.db'}")
     configs = []
     for _ in range(2):
-        callback = HyperparameterMapping(mapping=mapping, pool=pool, task="t")
+        callback = HyperparameterMapping(keep_defaults=False, mapping=mapping, pool=pool, task="t")
         _trainer(callback).fit(AttributeModule(), datamodule=RandomData())
         configs.append(callback.config)
     assert configs[0] == pytest.approx(BEST) and configs[1] != configs[0]
@@ -192,7 +192,7 @@ def test_the_next_fit_moves_towards_where_the_tasks_recorded_runs_did_well(mappi
     for lengthscale in (0.2, None):
         adapted = BestOnAverage().fit(_frame(), SearchSpace.from_dict(SPACE))
         adapted.adapt_lengthscale = lengthscale
-        callback = HyperparameterMapping(mapping=adapted, pool=pool, task="t")
+        callback = HyperparameterMapping(keep_defaults=False, mapping=adapted, pool=pool, task="t")
         _trainer(callback).fit(AttributeModule(), datamodule=RandomData())
         proposed[lengthscale] = callback.config["lr"]
     assert proposed[None] < 0.02 and proposed[0.2] > 0.05  # from by 0.0123 to the side of 0.3
@@ -212,7 +212,7 @@ def test_an_unreachable_pool_only_warns(mapping, tmp_path):
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("")
     for pool in (BrokenPool(), f"sqlite:///{blocker / 'pool.db'}", "postgresql+psycopg://nobody@127.0.0.1:1/none"):
-        callback = HyperparameterMapping(mapping=mapping, pool=pool)
+        callback = HyperparameterMapping(keep_defaults=False, mapping=mapping, pool=pool)
         trainer = _trainer(callback)
         with pytest.warns(UserWarning, match="pool"):
             trainer.fit(AttributeModule(), datamodule=RandomData())
@@ -229,9 +229,9 @@ def test_default_mapping_is_the_shipped_file(mapping, tmp_path, monkeypatch):
 
 def test_bad_targets_and_arguments_raise_config_errors(mapping):
     with pytest.raises(ConfigError, match="mode"):
-        HyperparameterMapping(mapping=mapping, mode="up")
+        HyperparameterMapping(keep_defaults=False, mapping=mapping, mode="up")
     space = {"momentum": {"type": "float", "low": 0.0, "high": 1.0}}
-    callback = HyperparameterMapping(mapping=_Constant({"momentum": 0.5}, space), space=space)
+    callback = HyperparameterMapping(keep_defaults=False, mapping=_Constant({"momentum": 0.5}, space), space=space)
     with pytest.raises(ConfigError, match="momentum"):
         _trainer(callback).fit(AttributeModule(), datamodule=RandomData())
 
@@ -244,12 +244,12 @@ def test_an_error_while_proposing_stops_the_fit_before_training(mapping):
     failing = Failing().fit(_frame(), mapping.space)
     module = AttributeModule()
     with pytest.raises(ConfigError, match="cannot propose"):
-        _trainer(HyperparameterMapping(mapping=failing)).fit(module, datamodule=RandomData())
+        _trainer(HyperparameterMapping(keep_defaults=False, mapping=failing)).fit(module, datamodule=RandomData())
     assert module.lr == 1e-3
 
 
 def test_enqueue_hands_the_top_proposals_to_optuna(mapping):
-    callback = HyperparameterMapping(mapping=mapping)
+    callback = HyperparameterMapping(keep_defaults=False, mapping=mapping)
     study = optuna.create_study(direction="maximize")
     proposals = callback.enqueue(study, {}, k=3)
     assert len(proposals) == 3 and proposals[0] == pytest.approx(BEST)
@@ -303,7 +303,7 @@ class ReportRank(pl.Callback):
 
 @pytest.mark.slow
 def test_every_ddp_rank_applies_rank_zeros_choice(tmp_path):
-    callback = HyperparameterMapping(mapping=RankSkewed(), space={"lr": SPACE["lr"]})
+    callback = HyperparameterMapping(keep_defaults=False, mapping=RankSkewed(), space={"lr": SPACE["lr"]})
     trainer = pl.Trainer(
         strategy="ddp_spawn", accelerator="cpu", devices=2, max_steps=1, limit_val_batches=0,
         callbacks=[callback, ReportRank(str(tmp_path))], logger=False, enable_checkpointing=False,
@@ -323,7 +323,7 @@ def test_a_narrower_user_space_gets_a_restricted_clipped_proposal(mapping):
     wide = {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
             "momentum": {"type": "float", "low": 0.0, "high": 1.0}}
     narrow = {"lr": {"type": "float", "low": 1e-4, "high": 1e-3, "log": True}}
-    callback = HyperparameterMapping(mapping=_Constant({"lr": 0.5, "momentum": 0.9}, wide), space=narrow)
+    callback = HyperparameterMapping(keep_defaults=False, mapping=_Constant({"lr": 0.5, "momentum": 0.9}, wide), space=narrow)
     module = AttributeModule()
     trainer = _trainer(callback)
     trainer.fit(module, datamodule=RandomData())

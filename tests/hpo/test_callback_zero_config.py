@@ -118,7 +118,7 @@ def _pool(tmp_path) -> ExperiencePool:
 
 def test_a_module_with_only_lr_gets_lr_and_the_rest_is_skipped_with_reasons(tmp_path, caplog):
     pool = _pool(tmp_path)
-    callback = HyperparameterMapping(mapping=_mapping(), pool=pool)
+    callback = HyperparameterMapping(keep_defaults=False, mapping=_mapping(), pool=pool)
     trainer = _trainer(callback)
     with caplog.at_level(logging.INFO, logger="lightning_meta.hpo.callback"):
         trainer.fit(OnlyLr(), datamodule=NoBatchSize())
@@ -127,7 +127,7 @@ def test_a_module_with_only_lr_gets_lr_and_the_rest_is_skipped_with_reasons(tmp_
     assert set(callback.skipped) == {"weight_decay", "momentum", "batch_size"}
     assert "'weight_decay'" in callback.skipped["weight_decay"] and "batch_size" in callback.skipped["batch_size"]
     logged = caplog.text
-    assert "applies on OnlyLr: lr=0.0046 -> lr" in logged
+    assert "sets lr=0.0046 (yours: 0.001) on OnlyLr" in logged
     assert all(f"skips {name}: {why}" in logged for name, why in callback.skipped.items())
     runs = pool.frame()
     assert len(runs) == 1 and runs["hp_lr"].iloc[0] == pytest.approx(0.0046)
@@ -138,16 +138,21 @@ def test_no_arguments_on_a_module_with_only_lr_uses_the_shipped_mapping():
     callback = HyperparameterMapping()
     trainer = _trainer(callback)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # task features the shipped mapping reads but this module has not: imputed
+        warnings.simplefilter("ignore")
         trainer.fit(OnlyLr(), datamodule=NoBatchSize())
-    assert list(callback.config) == ["lr"] and set(callback.skipped) == {"weight_decay"}
-    assert callback.features["opt_adaptive"] == 1.0  # OnlyLr builds Adam: the shipped mapping proposes Adam's rate
-    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(callback.config["lr"])
-    assert callback.config["lr"] == pytest.approx(callback.proposals[0]["lr"])
+    assert set(callback.targets) == {"lr"} and set(callback.skipped) == {"weight_decay"}
+    assert callback.decision.defaults == {"lr": 1e-3} and callback.features["opt_adaptive"] == 1.0
+    evidence = callback.decision.evidence
+    assert all(distance <= callback.max_distance for _, distance in evidence.neighbours)
+    used = trainer.optimizers[0].param_groups[0]["lr"]
+    if evidence.changed:  # the shipped pool's similar tasks say a change pays: it is the one trained with
+        assert used == pytest.approx(callback.config["lr"]) != pytest.approx(1e-3)
+    else:
+        assert callback.config == {} and used == pytest.approx(1e-3)
 
 
 def test_the_datamodule_batch_size_is_applied_when_it_exists():
-    callback = HyperparameterMapping(mapping=_mapping())
+    callback = HyperparameterMapping(keep_defaults=False, mapping=_mapping())
     trainer = _trainer(callback)
     trainer.fit(OnlyLr(), datamodule=RandomData())
     assert callback.config == {"lr": pytest.approx(0.0046), "batch_size": 8}
@@ -155,7 +160,7 @@ def test_the_datamodule_batch_size_is_applied_when_it_exists():
 
 
 def test_learning_rate_stands_for_lr():
-    callback = HyperparameterMapping(mapping=_mapping())
+    callback = HyperparameterMapping(keep_defaults=False, mapping=_mapping())
     module = LearningRate()
     trainer = _trainer(callback)
     trainer.fit(module, datamodule=NoBatchSize())
@@ -167,7 +172,7 @@ def test_learning_rate_stands_for_lr():
 def test_an_optimizer_that_ignores_the_applied_lr_fails_and_nothing_is_recorded(tmp_path):
     pool, logger = _pool(tmp_path), CaptureLogger()
     with pytest.raises(ConfigError) as error:
-        _trainer(HyperparameterMapping(mapping=_mapping(), pool=pool), logger=logger).fit(
+        _trainer(HyperparameterMapping(keep_defaults=False, mapping=_mapping(), pool=pool), logger=logger).fit(
             HardCoded(), datamodule=NoBatchSize())
     assert str(error.value) == (
         "HyperparameterMapping set lr=0.0046 on HardCoded but its optimizer's param group 0 has lr=0.001: "
@@ -180,13 +185,13 @@ def test_an_unread_hparams_key_is_named_in_the_error(tmp_path):
     pool = _pool(tmp_path)
     with pytest.raises(ConfigError, match=r"weight_decay=0\.0001 .* has weight_decay=0: make configure_optimizers "
                                           r"read self\.hparams\.weight_decay\.$"):
-        _trainer(HyperparameterMapping(mapping=_mapping(), pool=pool)).fit(UnreadWeightDecay(), datamodule=NoBatchSize())
+        _trainer(HyperparameterMapping(keep_defaults=False, mapping=_mapping(), pool=pool)).fit(UnreadWeightDecay(), datamodule=NoBatchSize())
     assert pool.count() == 0
 
 
 def test_a_module_exposing_nothing_of_the_space_gets_one_line_naming_the_fix():
     with pytest.raises(ConfigError) as error:
-        _trainer(HyperparameterMapping(mapping=_mapping())).fit(Nothing(), datamodule=NoBatchSize())
+        _trainer(HyperparameterMapping(keep_defaults=False, mapping=_mapping())).fit(Nothing(), datamodule=NoBatchSize())
     text = str(error.value)
     assert "\n" not in text and text.startswith("HyperparameterMapping can set none of ['lr', 'weight_decay'")
     assert "Fix: expose one (e.g. self.lr = lr in __init__" in text
@@ -194,7 +199,7 @@ def test_a_module_exposing_nothing_of_the_space_gets_one_line_naming_the_fix():
 
 def test_a_scheduler_that_already_scaled_the_rate_passes_on_initial_lr(tmp_path):
     pool = _pool(tmp_path)
-    callback = HyperparameterMapping(mapping=_mapping(), pool=pool)
+    callback = HyperparameterMapping(keep_defaults=False, mapping=_mapping(), pool=pool)
     trainer = _trainer(callback)
     trainer.fit(WarmUp(), datamodule=NoBatchSize())
     group = trainer.optimizers[0].param_groups[0]
@@ -203,7 +208,7 @@ def test_a_scheduler_that_already_scaled_the_rate_passes_on_initial_lr(tmp_path)
 
 
 def test_one_group_carrying_the_rate_is_enough():
-    trainer = _trainer(HyperparameterMapping(mapping=_mapping()))
+    trainer = _trainer(HyperparameterMapping(keep_defaults=False, mapping=_mapping()))
     trainer.fit(TwoGroups(), datamodule=NoBatchSize())
     assert [g["lr"] for g in trainer.optimizers[0].param_groups] == [pytest.approx(0.00046), pytest.approx(0.0046)]
 
@@ -211,7 +216,7 @@ def test_one_group_carrying_the_rate_is_enough():
 def test_an_explicit_space_is_applied_in_full_or_not_at_all():
     space = {name: SPACE[name] for name in ("lr", "weight_decay")}
     with pytest.raises(ConfigError, match="'weight_decay' cannot be set: OnlyLr and its datamodule have no attribute"):
-        _trainer(HyperparameterMapping(mapping=_mapping(), space=space)).fit(OnlyLr(), datamodule=NoBatchSize())
+        _trainer(HyperparameterMapping(keep_defaults=False, mapping=_mapping(), space=space)).fit(OnlyLr(), datamodule=NoBatchSize())
 
 
 def test_resuming_restores_the_checkpoints_rate_so_the_new_one_is_refused(tmp_path):
@@ -220,7 +225,7 @@ def test_resuming_restores_the_checkpoints_rate_so_the_new_one_is_refused(tmp_pa
     first.fit(OnlyLr(), datamodule=NoBatchSize())
     first.save_checkpoint(tmp_path / "one.ckpt")
     pool = _pool(tmp_path)
-    resumed = _trainer(HyperparameterMapping(mapping=_mapping(), pool=pool), max_epochs=2)
+    resumed = _trainer(HyperparameterMapping(keep_defaults=False, mapping=_mapping(), pool=pool), max_epochs=2)
     with pytest.raises(ConfigError, match=r"has lr=0\.001: resuming from .*one\.ckpt restored the optimizer's own lr"):
         resumed.fit(OnlyLr(), datamodule=NoBatchSize(), ckpt_path=tmp_path / "one.ckpt")
     assert pool.count() == 0
@@ -273,11 +278,11 @@ class DeclinesLr(OnlyLr):
 
 
 def test_a_declined_target_is_skipped_unless_the_users_space_names_it(caplog):
-    zero_config, module = HyperparameterMapping(mapping=_mapping()), DeclinesLr()
+    zero_config, module = HyperparameterMapping(keep_defaults=False, mapping=_mapping()), DeclinesLr()
     with caplog.at_level(logging.INFO, logger="lightning_meta.hpo.callback"):
         _trainer(zero_config).fit(module, datamodule=NoBatchSize())
     assert set(zero_config.config) == {"weight_decay"} and module.lr == 1e-3
     assert "skips lr: lr is an outer step size here" in caplog.text
-    named, module = HyperparameterMapping(mapping=_mapping(), space={"lr": SPACE["lr"]}), DeclinesLr()
+    named, module = HyperparameterMapping(keep_defaults=False, mapping=_mapping(), space={"lr": SPACE["lr"]}), DeclinesLr()
     _trainer(named).fit(module, datamodule=NoBatchSize())
     assert module.lr == pytest.approx(PROPOSAL["lr"])

@@ -13,7 +13,7 @@ import pytest
 
 from lightning_meta.cli.main import main as cli_main
 from lightning_meta.errors import ConfigError
-from lightning_meta.hpo.collect import QUIET_LOGGERS, _compose, parse_shard, plan, resolve_families, trial_config
+from lightning_meta.hpo.collect import QUIET_LOGGERS, _compose, job_config, parse_shard, plan, resolve_families, trial_config
 from lightning_meta.hpo.families import FAMILIES, all_tasks
 from lightning_meta.hpo.mappings import GBMSurrogate
 from lightning_meta.hpo.mappings.base import Mapping
@@ -60,7 +60,7 @@ def test_collect_records_one_complete_run_per_task_and_trial_with_features(colle
     assert sorted(frame["task"]) == sorted(tasks) and set(frame["status"]) == {"complete"}
     for task in tasks:
         row = frame[frame["task"] == task].iloc[0]
-        assert SPACE.validate({n: row[f"hp_{n}"] for n in SPACE.names}) == trial_config(SPACE, task, 0, seed=3)
+        assert SPACE.validate({n: row[f"hp_{n}"] for n in SPACE.names}) == job_config(SPACE, task, 0, seed=3)
     assert (frame["f_opt_adaptive"] == 1.0).all() and (frame["f_opt_sgd"] == 0.0).all() and (frame["f_batch_size"] > 0).all()
     assert frame["f_probe_drop_lr0.1"].notna().all()
     assert frame["objective"].between(0.0, 1.0).all()
@@ -135,7 +135,7 @@ def test_two_sharded_collect_processes_fill_one_postgresql_pool(postgres_url) ->
     assert [shard.returncode for shard in shards] == [0, 0], outputs
     with ExperiencePool(postgres_url) as pool:
         frame = pool.frame(status=None)
-    expected = [(t.key, trial_config(SPACE, t.key, trial, seed=3)) for t in FAMILIES[FAMILY] for trial in range(2)]
+    expected = [(t.key, job_config(SPACE, t.key, trial, seed=3)) for t in FAMILIES[FAMILY] for trial in range(2)]
     recorded = [(r["task"], SPACE.validate({n: r[f"hp_{n}"] for n in SPACE.names})) for _, r in frame.iterrows()]
     assert len(frame) == len(expected) and set(frame["status"]) == {"complete"}
     assert sorted(map(repr, recorded)) == sorted(map(repr, expected))

@@ -81,7 +81,8 @@ def test_meta_features_must_be_numbers():
 
 
 def test_task_features_without_datamodule():
-    assert set(task_features(nn.Linear(3, 2))) == {"log_n_params", "n_layers"}
+    assert set(task_features(nn.Linear(3, 2))) == {"log_n_params", "n_layers", "pretrained"} | {
+        f"share_{kind}" for kind in ("attention", "recurrent", "conv", "linear", "embedding", "norm")}
 
 
 def test_probe_is_finite_deterministic_and_leaves_the_model_alone():

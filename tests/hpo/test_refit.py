@@ -33,7 +33,7 @@ def test_the_mapping_is_fit_again_after_every_n_new_runs_and_saved(pool, tmp_pat
     assert mapping.fitted_runs == 10
     saved = tmp_path / "refit.mapping"
     for fit in (1, 2):
-        callback = HyperparameterMapping(mapping=mapping, pool=pool, task="user", refit_every=2, refit_base=None,
+        callback = HyperparameterMapping(keep_defaults=False, mapping=mapping, pool=pool, task="user", refit_every=2, refit_base=None,
                                          refit_to=saved)
         _trainer(callback).fit(OnlyLr(), datamodule=RandomData())
         mapping = callback.mapping

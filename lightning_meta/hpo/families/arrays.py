@@ -27,26 +27,35 @@ def standardize(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np.
     return (x_train - mean) / std, (x_val - mean) / std
 
 
+def _tensor(values: Tensor | np.ndarray) -> Tensor:
+    """Integers (labels, tokens) as ``long``, everything else as ``float32``."""
+    values = torch.as_tensor(values)
+    return values.long() if not values.is_floating_point() else values.float()
+
+
 class ArrayDataModule(pl.LightningDataModule):
-    """Tensors in memory; ``batch_size`` is read when the training loader is built."""
+    """Tensors in memory; ``batch_size`` is read when the training loader is built. Integer inputs are tokens,
+    float targets make a regression."""
 
     def __init__(
         self, x_train: Tensor | np.ndarray, y_train: Tensor | np.ndarray, x_val: Tensor | np.ndarray,
         y_val: Tensor | np.ndarray, batch_size: int = 32, seed: int = 0, facts: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
-        as_x = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-        as_y = lambda a: torch.as_tensor(a, dtype=torch.long)  # noqa: E731
-        self.train_dataset = TensorDataset(as_x(x_train), as_y(y_train))
-        self.val_dataset = TensorDataset(as_x(x_val), as_y(y_val))
+        self.train_dataset = TensorDataset(_tensor(x_train), _tensor(y_train))
+        self.val_dataset = TensorDataset(_tensor(x_val), _tensor(y_val))
         self.batch_size = int(batch_size)
         self.seed = seed
-        self.num_classes = int(max(int(self.train_dataset.tensors[1].max()), int(self.val_dataset.tensors[1].max())) + 1)
+        targets = (self.train_dataset.tensors[1], self.val_dataset.tensors[1])
+        self.regression = targets[0].is_floating_point()
+        self.num_classes = 1 if self.regression else int(max(int(t.max()) for t in targets) + 1)
         self.input_shape = tuple(self.train_dataset.tensors[0].shape[1:])
         self._facts = dict(facts or {})
 
     def meta_features(self) -> dict[str, float]:
-        """Classes, training samples per class, and the task's own stated facts."""
+        """Classes and training samples per class (classification), and the task's own stated facts."""
+        if self.regression:
+            return dict(self._facts)
         return {
             "n_classes": float(self.num_classes),
             "samples_per_class": len(self.train_dataset) / self.num_classes,

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lightning_meta.errors import ConfigError
-from lightning_meta.hpo.families import nets, sources
+from lightning_meta.hpo.families import nets, pretrained, sources
 from lightning_meta.hpo.families.arrays import ArrayDataModule
-from lightning_meta.hpo.families.classifier import Classifier, Optimizer
+from lightning_meta.hpo.families.classifier import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, Classifier, Optimizer, Regressor
 
 BACKGROUND = ["Alphabet_of_the_Magi", "Anglo-Saxon_Futhorc", "Arcadian", "Armenian", "Balinese", "Bengali",
               "Braille", "Cyrillic", "Early_Aramaic", "Futurama", "Greek", "Gujarati", "Hebrew", "Korean",
@@ -24,7 +24,7 @@ BACKGROUND = ["Alphabet_of_the_Magi", "Anglo-Saxon_Futhorc", "Arcadian", "Armeni
 
 @dataclass(frozen=True)
 class Task:
-    """One task of a family: how to build its data and its model, and its training budget."""
+    """One task of a family: how to build its data and its model, its training budget, and what scores it."""
 
     family: str
     name: str
@@ -34,6 +34,10 @@ class Task:
     batch_size: int
     epochs: int
     facts: tuple[tuple[str, float], ...] = ()
+    regression: bool = False
+    monitor: str = "val_acc"
+    default_lr: float | None = None  # the module's own value when the family's user would pick another
+    default_weight_decay: float | None = None
 
     @property
     def key(self) -> str:
@@ -42,12 +46,26 @@ class Task:
 
     def build(self, trial_seed: int = 0, lr: float | None = None, weight_decay: float | None = None
               ) -> tuple[Classifier, ArrayDataModule]:
-        """The module (optimizer defaults unless ``lr``/``weight_decay``) and datamodule of this task."""
+        """The module (the task's defaults unless ``lr``/``weight_decay``) and datamodule of this task."""
         x_train, y_train, x_val, y_val = self.data()
         datamodule = ArrayDataModule(x_train, y_train, x_val, y_val, batch_size=self.batch_size,
                                      seed=trial_seed, facts=dict(self.facts))
         net = self.net(datamodule.num_classes, datamodule.input_shape)
-        return Classifier(net, self.optimizer, lr=lr, weight_decay=weight_decay), datamodule
+        module = Regressor if self.regression else Classifier
+        lr = self.default_lr if lr is None else lr
+        weight_decay = self.default_weight_decay if weight_decay is None else weight_decay
+        return module(net, self.optimizer, lr=lr, weight_decay=weight_decay), datamodule
+
+    def defaults(self) -> dict[str, float]:
+        """The module's own ``lr`` and ``weight_decay``: what its user starts from."""
+        return {"lr": DEFAULT_LR[self.optimizer] if self.default_lr is None else self.default_lr,
+                "weight_decay": DEFAULT_WEIGHT_DECAY[self.optimizer] if self.default_weight_decay is None
+                else self.default_weight_decay}
+
+    @property
+    def mode(self) -> str:
+        """Whether ``monitor`` is maximised or minimised."""
+        return "min" if "loss" in self.monitor else "max"
 
 
 def _omniglot_cnn() -> list[Task]:
@@ -134,8 +152,102 @@ def _small_tables_mlp() -> list[Task]:
     ]
 
 
+OPTIMIZERS: tuple[Optimizer, ...] = ("adamw", "adam", "sgd")
+
+
+def _text_transformer() -> list[Task]:
+    """Transformer encoders from scratch on token sequences; AdamW at 3e-4 with weight decay 0.01 is the usual
+    start for them (Adam and SGD keep the Classifier's defaults)."""
+    settings = [(600, 2, 12, 16, 0.6, 16, 1, 32, 4), (600, 4, 20, 24, 1.0, 32, 1, 16, 8), (1000, 3, 16, 32, 0.5, 32, 2, 32, 3),
+                (1000, 5, 24, 16, 0.8, 16, 2, 32, 10), (1500, 2, 32, 24, 0.4, 32, 1, 64, 6), (1500, 4, 12, 32, 0.7, 32, 2, 64, 3),
+                (2000, 3, 20, 16, 0.5, 16, 1, 64, 12), (2000, 6, 16, 24, 0.9, 32, 2, 32, 4), (2500, 2, 24, 32, 0.3, 32, 1, 64, 5),
+                (2500, 4, 32, 16, 0.6, 16, 2, 64, 8), (3000, 3, 12, 24, 0.4, 32, 1, 128, 6), (3000, 5, 20, 32, 0.7, 32, 2, 64, 3),
+                (800, 3, 16, 24, 1.2, 16, 1, 16, 6), (1200, 6, 24, 16, 0.5, 32, 2, 32, 5)]
+    tasks = []
+    for i, (n, classes, vocab, length, sharp, width, layers, batch, epochs) in enumerate(settings):
+        optimizer = OPTIMIZERS[i % 3]
+        tasks.append(Task(
+            "text_transformer", f"n{n}_c{classes}_v{vocab}_l{length}_s{sharp:g}_w{width}x{layers}_e{epochs}_{optimizer}",
+            lambda n=n, c=classes, v=vocab, L=length, s=sharp, i=i: sources.markov_sequences(n, c, v, L, s, seed=100 + i),
+            lambda c, shape, v=vocab, w=width, k=layers: nets.TokenTransformer(v, c, shape[0], width=w, layers=k),
+            optimizer, batch, epochs, (("vocab", float(vocab)), ("sequence_length", float(length))),
+            default_lr=3e-4 if optimizer == "adamw" else None,
+        ))
+    return tasks
+
+
+def _sequence_gru() -> list[Task]:
+    """GRUs from scratch: sequence classification (``val_acc``) and character-level language models
+    (``val_loss``, minimised)."""
+    settings = [(800, 3, 12, 24, 0.6, 32, 32, 6), (1500, 5, 20, 32, 0.8, 64, 64, 4), (2500, 2, 16, 16, 0.4, 32, 64, 8),
+                (1000, 4, 24, 24, 1.0, 64, 32, 3), (3000, 6, 12, 32, 0.5, 32, 128, 5), (600, 2, 20, 16, 0.7, 64, 16, 10),
+                (2000, 3, 32, 24, 0.6, 32, 64, 4)]
+    lm = [(600, 16, 24, 1.5, 32, 32, 6), (1200, 24, 32, 2.0, 64, 32, 4), (2000, 12, 16, 1.0, 32, 64, 8),
+          (800, 32, 24, 2.5, 64, 16, 3), (1500, 20, 32, 1.5, 32, 64, 5), (3000, 16, 24, 2.0, 64, 128, 4),
+          (1000, 28, 16, 1.2, 32, 32, 10)]
+    tasks = []
+    for i, (n, classes, vocab, length, sharp, width, batch, epochs) in enumerate(settings):
+        optimizer = OPTIMIZERS[(i + 1) % 3]
+        tasks.append(Task(
+            "sequence_gru", f"classify_n{n}_c{classes}_v{vocab}_l{length}_w{width}_e{epochs}_{optimizer}",
+            lambda n=n, c=classes, v=vocab, L=length, s=sharp, i=i: sources.markov_sequences(n, c, v, L, s, seed=200 + i),
+            lambda c, shape, v=vocab, w=width: nets.TokenGRU(v, c, width=w), optimizer, batch, epochs,
+            (("vocab", float(vocab)), ("sequence_length", float(length))),
+        ))
+    for i, (n, vocab, length, sharp, width, batch, epochs) in enumerate(lm):
+        optimizer = OPTIMIZERS[(i + 2) % 3]
+        tasks.append(Task(
+            "sequence_gru", f"lm_n{n}_v{vocab}_l{length}_w{width}_e{epochs}_{optimizer}",
+            lambda n=n, v=vocab, L=length, s=sharp, i=i: sources.markov_text(n, v, L, s, seed=300 + i),
+            lambda c, shape, v=vocab, w=width: nets.TokenGRU(v, v, width=w, per_token=True), optimizer, batch, epochs,
+            (("vocab", float(vocab)), ("sequence_length", float(length))), monitor="val_loss",
+        ))
+    return tasks
+
+
+def _regression_mlp() -> list[Task]:
+    """MLP regression on tables, mean squared error, scored by validation R²."""
+    settings = [("diabetes", 442, 0.0, 32, 16, 20), ("diabetes", 442, 0.0, 128, 32, 40), ("friedman1", 500, 1.0, 64, 32, 20),
+                ("friedman1", 3000, 0.5, 64, 64, 8), ("friedman2", 500, 50.0, 32, 16, 15), ("friedman2", 2000, 100.0, 128, 64, 10),
+                ("friedman3", 800, 0.1, 64, 32, 12), ("friedman3", 3000, 0.05, 32, 128, 6), ("linear", 300, 5.0, 32, 16, 30),
+                ("linear", 1500, 20.0, 64, 64, 10), ("linear", 4000, 50.0, 128, 128, 5), ("friedman1", 1200, 2.0, 128, 32, 6),
+                ("friedman2", 1000, 20.0, 64, 32, 25), ("linear", 800, 10.0, 64, 32, 15)]
+    tasks = []
+    for i, (name, n, noise, hidden, batch, epochs) in enumerate(settings):
+        optimizer = OPTIMIZERS[i % 3]
+        tasks.append(Task(
+            "regression_mlp", f"{name}_n{n}_noise{noise:g}_h{hidden}_e{epochs}_{optimizer}",
+            lambda name=name, n=n, noise=noise, i=i: sources.regression_table(name, n, noise, seed=400 + i),
+            lambda c, shape, h=hidden: nets.mlp(shape[0], 1, hidden=h), optimizer, batch, epochs,
+            regression=True, monitor="val_r2",
+        ))
+    return tasks
+
+
+FINETUNE_DEFAULT_LR: dict[str, float] = {"adamw": 1e-4, "adam": 1e-4, "sgd": 1e-3}
+
+
+def _finetune_cnn() -> list[Task]:
+    """A CNN pretrained here on other alphabets (``pretrained.py``), fine-tuned on an evaluation alphabet: new
+    classes, shifted drawings. Fine-tuning starts low: 1e-4 for Adam and AdamW, 1e-3 for SGD."""
+    from lightning_meta.hpo.tasks import alphabets
+
+    tasks = []
+    for i, alphabet in enumerate(alphabets("evaluation", 14)[:14]):
+        width, shots, epochs = (16, 32)[i % 2], (5, 10, 14)[i % 3], (8, 20)[(i // 2) % 2]
+        optimizer = OPTIMIZERS[i % 3]
+        tasks.append(Task(
+            "finetune_cnn", f"{alphabet}_w{width}_k{shots}_e{epochs}_{optimizer}",
+            lambda a=alphabet, k=shots: sources.omniglot_alphabet(a, 14, k),
+            lambda c, shape, w=width: pretrained.pretrained_cnn(c, shape[-1], w), optimizer, 16, epochs,
+            (("image_size", 14.0), ("shots", float(shots))), default_lr=FINETUNE_DEFAULT_LR[optimizer],
+        ))
+    return tasks
+
+
 def _catalog() -> dict[str, list[Task]]:
-    families = [_omniglot_cnn(), _omniglot_resnet(), _digits_mlp(), _tabular_mlp(), _mnist1d_cnn(), _small_tables_mlp()]
+    families = [_omniglot_cnn(), _omniglot_resnet(), _digits_mlp(), _tabular_mlp(), _mnist1d_cnn(), _small_tables_mlp(),
+                _text_transformer(), _sequence_gru(), _regression_mlp(), _finetune_cnn()]
     return {tasks[0].family: tasks for tasks in families}
 
 

@@ -51,12 +51,33 @@ class Classifier(pl.LightningModule):
         x, y = batch
         logits = self(x)
         self.log("val_loss", nn.functional.cross_entropy(logits, y))
-        self.log("val_acc", (logits.argmax(-1) == y).float().mean())
+        self.log("val_acc", (logits.argmax(1) == y).float().mean())  # dim 1: classes, also of [batch, vocab, length]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        lr, weight_decay = self.hparams.lr, self.hparams.weight_decay
-        if self.hparams.optimizer == "sgd":
-            return torch.optim.SGD(self.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
-        if self.hparams.optimizer == "adamw":
-            return torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=weight_decay)
-        return torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
+        return build_optimizer(self)
+
+
+class Regressor(Classifier):
+    """Mean-squared-error training of ``net`` (one output per sample); logs ``val_r2`` and ``val_loss``."""
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        loss = nn.functional.mse_loss(self(x).squeeze(-1), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, y = batch
+        error = nn.functional.mse_loss(self(x).squeeze(-1), y)
+        self.log("val_loss", error)
+        self.log("val_r2", 1.0 - error / y.var(unbiased=False).clamp_min(1e-12))
+
+
+def build_optimizer(module: pl.LightningModule) -> torch.optim.Optimizer:
+    """The optimizer named in the module's hparams, with its ``lr`` and ``weight_decay`` (SGD: momentum 0.9)."""
+    lr, weight_decay, kind = module.hparams.lr, module.hparams.weight_decay, module.hparams.optimizer
+    if kind == "sgd":
+        return torch.optim.SGD(module.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if kind == "adamw":
+        return torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
+    return torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)

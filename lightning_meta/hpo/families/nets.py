@@ -58,3 +58,38 @@ def cnn1d(classes: int, length: int, width: int = 32) -> nn.Sequential:
         nn.Conv1d(width, width, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
         nn.Flatten(), nn.Linear(width * (length // 4), classes),
     )
+
+
+class TokenTransformer(nn.Module):
+    """Token and position embeddings, ``layers`` Transformer encoder layers, mean pooling, a linear head."""
+
+    def __init__(self, vocab: int, classes: int, length: int, width: int = 32, layers: int = 2, heads: int = 2) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(vocab, width)
+        self.positions = nn.Embedding(length, width)
+        layer = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout=0.1, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.tokens(x) + self.positions.weight[: x.shape[1]]
+        return self.head(self.norm(self.encoder(h)).mean(dim=1))
+
+
+class TokenGRU(nn.Module):
+    """Token embedding, a GRU, and a linear head on the last state (``per_token=False``: one label per sequence)
+    or on every state (``per_token=True``: a language model, logits ``[batch, vocab, length]``)."""
+
+    def __init__(self, vocab: int, outputs: int, width: int = 64, per_token: bool = False) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(vocab, width)
+        self.gru = nn.GRU(width, width, batch_first=True)
+        self.head = nn.Linear(width, outputs)
+        self.per_token = per_token
+
+    def forward(self, x: Tensor) -> Tensor:
+        states, last = self.gru(self.tokens(x))
+        if self.per_token:
+            return self.head(states).transpose(1, 2)
+        return self.head(last[-1])

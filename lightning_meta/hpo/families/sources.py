@@ -78,3 +78,74 @@ def mnist1d(n: int, noise: float, seed: int) -> Arrays:
     """``n`` MNIST-1D-style sequences, 25 % held out for validation."""
     x, y = make_mnist1d(n, seed=seed, noise=noise)
     return split(x, y, 0.25, seed)
+
+
+def markov_sequences(n: int, classes: int, vocab: int, length: int, sharpness: float, seed: int) -> Arrays:
+    """Token sequences to classify by the Markov chain that emitted them (one random chain per class).
+
+    ``sharpness`` scales the chains' logits: low values make the classes' chains alike (a hard task).
+    Tokens are ``int64`` in ``[0, vocab)``; 25 % of the sequences are held out for validation.
+    """
+    rng = np.random.default_rng(seed)
+    chains = _chains(rng, classes, vocab, sharpness)
+    y = rng.integers(0, classes, n)
+    x = _emit(rng, chains[y], length)
+    return split(x, y, 0.25, seed)
+
+
+def markov_text(n: int, vocab: int, length: int, sharpness: float, seed: int) -> Arrays:
+    """Language modelling: sequences of one second-order Markov source; the target of each token is the next one.
+
+    Returns ``x`` (``[n, length]`` tokens) and ``y`` (``[n, length]``, ``x`` shifted by one), 25 % held out.
+    """
+    rng = np.random.default_rng(seed)
+    logits = sharpness * rng.standard_normal((vocab, vocab, vocab))
+    table = np.exp(logits - logits.max(axis=2, keepdims=True))
+    table /= table.sum(axis=2, keepdims=True)
+    tokens = np.zeros((n, length + 1), dtype=np.int64)
+    tokens[:, :2] = rng.integers(0, vocab, (n, 2))
+    for t in range(2, length + 1):
+        cumulative = table[tokens[:, t - 2], tokens[:, t - 1]].cumsum(axis=1)
+        tokens[:, t] = np.minimum((cumulative < rng.random((n, 1))).sum(axis=1), vocab - 1)
+    return split(tokens[:, :-1], tokens[:, 1:], 0.25, seed)
+
+
+def _chains(rng: np.random.Generator, classes: int, vocab: int, sharpness: float) -> np.ndarray:
+    """``[classes, vocab, vocab]`` row-stochastic transition matrices sharing a common part."""
+    common = rng.standard_normal((vocab, vocab))
+    logits = common[None] + sharpness * rng.standard_normal((classes, vocab, vocab))
+    chains = np.exp(logits - logits.max(axis=2, keepdims=True))
+    return chains / chains.sum(axis=2, keepdims=True)
+
+
+def _emit(rng: np.random.Generator, chains: np.ndarray, length: int) -> np.ndarray:
+    """One sequence per chain of ``chains`` (``[n, vocab, vocab]``), vectorized over sequences."""
+    n, vocab = chains.shape[0], chains.shape[1]
+    x = np.zeros((n, length), dtype=np.int64)
+    x[:, 0] = rng.integers(0, vocab, n)
+    rows = np.arange(n)
+    for t in range(1, length):
+        cumulative = chains[rows, x[:, t - 1]].cumsum(axis=1)
+        x[:, t] = np.minimum((cumulative < rng.random((n, 1))).sum(axis=1), vocab - 1)
+    return x
+
+
+def regression_table(name: str, n: int, noise: float, seed: int) -> Arrays:
+    """A regression table, inputs and target standardized with the training split's statistics.
+
+    ``diabetes`` is bundled with scikit-learn (442 patients); ``friedman1``/``friedman2``/``friedman3`` and
+    ``linear`` (``make_regression``, 20 features, 8 informative) are generated from ``seed`` with ``noise``.
+    """
+    from sklearn import datasets
+
+    if name == "diabetes":
+        x, y = datasets.load_diabetes(return_X_y=True)
+    elif name == "linear":
+        x, y = datasets.make_regression(n_samples=n, n_features=20, n_informative=8, noise=noise, random_state=seed)
+    else:
+        maker = {"friedman1": datasets.make_friedman1, "friedman2": datasets.make_friedman2,
+                 "friedman3": datasets.make_friedman3}[name]
+        x, y = maker(n_samples=n, noise=noise, random_state=seed)
+    x_train, y_train, x_val, y_val = _standardized_split(x, y.astype(np.float32), 0.25, seed)
+    mean, std = y_train.mean(), y_train.std() + 1e-8
+    return x_train, ((y_train - mean) / std).astype(np.float32), x_val, ((y_val - mean) / std).astype(np.float32)

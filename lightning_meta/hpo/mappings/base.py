@@ -23,6 +23,7 @@ from lightning_meta.errors import ConfigError, DataError, LightningMetaError
 from lightning_meta.hpo.mappings import file_format
 from lightning_meta.hpo.mappings.feature_encoder import FeatureEncoder
 from lightning_meta.hpo.mappings.observed_residual import residual_correction
+from lightning_meta.hpo.mappings.task_index import TaskIndex
 from lightning_meta.hpo.mappings.threads import bounded_threads
 from lightning_meta.hpo.space import SearchSpace
 
@@ -47,6 +48,7 @@ class Mapping(ABC):
     threads: int = 1
     adapt_lengthscale: float | None = 0.2
     adapt_min: int = 3
+    index: TaskIndex | None = None
 
     def fit(self, frame: pd.DataFrame, space: SearchSpace) -> Mapping:
         """Learns from the complete runs of ``frame`` that fit ``space`` (the others are dropped, with a warning)."""
@@ -57,8 +59,10 @@ class Mapping(ABC):
             self.space = space
             self.encoder = FeatureEncoder().fit(frame)
             self.feature_names = self.encoder.names
-            self.seen = unique_rows(encode_frame(frame, space))
-            self._fit(frame, normalized_scores(frame))
+            encoded, scores = encode_frame(frame, space), normalized_scores(frame)
+            self.seen = unique_rows(encoded)
+            self.index = TaskIndex.build(frame, encoded, scores)
+            self._fit(frame, scores)
         return self
 
     @abstractmethod
@@ -143,13 +147,13 @@ class Mapping(ABC):
         self._check_fitted()
         from lightning_meta.hpo.mappings import MAPPINGS
 
-        kinds = [name for name, cls in MAPPINGS.items() if cls is type(self)]
-        if not kinds:
+        kind = MAPPINGS.kind_of(type(self))
+        if kind is None:
             raise ConfigError(f"{type(self).__name__} cannot be saved: only the mappings of MAPPINGS ({sorted(MAPPINGS)}) can.")
         state = self._state()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        file_format.write(path, kinds[0], self.space.to_dict(), state)
+        file_format.write(path, kind, self.space.to_dict(), state)
         return path
 
     @staticmethod
@@ -182,6 +186,7 @@ class Mapping(ABC):
         return {"settings": self._settings(), "threads": self.threads, "exploration": self.exploration,
                 "adapt_lengthscale": self.adapt_lengthscale, "adapt_min": self.adapt_min,
                 "encoder": self.encoder.state(), "seen": self.seen, "fitted_runs": self.fitted_runs,
+                "index": self.index.state() if self.index is not None else None,
                 "fitted": self._fitted_state()}
 
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -193,6 +198,8 @@ class Mapping(ABC):
         self.feature_names = self.encoder.names
         self.seen = np.asarray(state["seen"], dtype=float)
         self.fitted_runs = int(state.get("fitted_runs", 0))
+        # files written before the task index existed cannot compare a task with their training tasks
+        self.index = TaskIndex.from_state(state["index"]) if state.get("index") is not None else None
         with bounded_threads(self.threads):
             self._set_fitted_state(state["fitted"])
 

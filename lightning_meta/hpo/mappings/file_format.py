@@ -14,12 +14,12 @@ and a torch tensor ``{"__tensor__": "<name>"}``. Version 1 was a pickle: it is r
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from lightning_meta.errors import ConfigError
 
@@ -71,7 +71,7 @@ def read(path: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
 
 def _pack(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     """``value`` as JSON values, its arrays and tensors moved into ``arrays``."""
-    if isinstance(value, torch.Tensor):
+    if _is_tensor(value):
         name = f"a{len(arrays)}"
         arrays[name] = value.detach().cpu().numpy()
         return {"__tensor__": name}
@@ -92,11 +92,19 @@ def _pack(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     raise TypeError(f"{type(value).__name__} cannot be stored in a mapping file")
 
 
+def _is_tensor(value: Any) -> bool:
+    """A torch tensor, told without importing torch (a mapping that holds one has imported it)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 def _unpack(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     if isinstance(value, dict):
         if set(value) == {"__array__"}:
             return arrays[value["__array__"]]
         if set(value) == {"__tensor__"}:
+            import torch  # only files of a torch mapping hold tensors
+
             return torch.from_numpy(arrays[value["__tensor__"]].copy())
         return {k: _unpack(v, arrays) for k, v in value.items()}
     if isinstance(value, list):

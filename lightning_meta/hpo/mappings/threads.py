@@ -8,10 +8,10 @@ little and, on a loaded machine, cost a lot: with the default OpenMP pools one G
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch
 from threadpoolctl import threadpool_limits
 
 from lightning_meta.errors import ConfigError
@@ -19,13 +19,19 @@ from lightning_meta.errors import ConfigError
 
 @contextmanager
 def bounded_threads(n: int) -> Iterator[None]:
-    """At most ``n`` threads in the OpenMP/BLAS pools and in torch's intra-op pool; the previous counts come back on exit."""
+    """At most ``n`` threads in the OpenMP/BLAS pools and in torch's intra-op pool; the previous counts come back on exit.
+
+    torch's pool is bounded only where torch is already loaded: a mapping that does not use it never imports it.
+    """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"threads={n!r} is invalid: give a positive integer (1 suits small fits best).")
-    previous = torch.get_num_threads()
+    torch = sys.modules.get("torch")
+    previous = torch.get_num_threads() if torch is not None else None
     with threadpool_limits(limits=n):
-        torch.set_num_threads(min(n, previous))
+        if torch is not None:
+            torch.set_num_threads(min(n, previous))
         try:
             yield
         finally:
-            torch.set_num_threads(previous)
+            if torch is not None:
+                torch.set_num_threads(previous)
