@@ -37,7 +37,6 @@ import torch
 import yaml
 
 from lightning_meta.cli.main import main as console_main
-from lightning_meta.hpo import ExperiencePool
 from tests.conftest import REPO
 from tests.learners.test_predict_task import CHARACTERS, write_omniglot_pngs
 
@@ -57,8 +56,6 @@ TINY = ["data.train_episodes=2", "data.val_episodes=2", "data.test_episodes=2", 
         "data.eval_batch_size=2", "trainer.max_steps=1", "model.backbone.hidden=8"]
 # More overrides for the lines that hold the argument on the left.
 EXTRA = {"hparams_search=optuna_mapping": ["hydra.sweeper.n_trials=2", "hydra.sweeper.warm_start.k=1"]}
-# `lightning-meta collect`: one family (10 small tables), one trial each, instead of 30 trials of 64 tasks.
-TINY_COLLECT = ["families=[small_tables_mlp_adam]", "trials=1", "progress_bar=false"]
 
 # The checkpoint a reader names; here the last.ckpt of the README's `python train.py` run (a tiny ProtoNet).
 PLACEHOLDER = "logs/.../checkpoints/last.ckpt"
@@ -152,8 +149,6 @@ def tiny(argv: list[str]) -> list[str]:
     """``argv`` with the tiny-size overrides of its kind appended."""
     if argv[:2] == ["python", "train.py"] or argv[:2] == ["lightning-meta", "train"]:
         return [*argv, *TINY, *(o for key, extra in EXTRA.items() if key in argv for o in extra)]
-    if argv[:2] == ["lightning-meta", "collect"]:
-        return [*argv, *TINY_COLLECT]
     return argv
 
 
@@ -226,11 +221,6 @@ def check_output(argv: list[str], out: str, cwd: Path) -> None:
             jobs = _train_jobs(cwd, argv)
             tested = 0 if "hparams_search=optuna_mapping" in argv else jobs  # a search's trials validate, never test
             assert jobs >= 1 and len(printed) == tested, out[-3000:]
-    elif argv[:2] == ["lightning-meta", "collect"]:
-        with ExperiencePool(f"sqlite:///{cwd / 'lightning_meta_pool.db'}") as pool:
-            runs = pool.frame(status=None)
-        assert len(runs) == 10 and runs["task"].str.startswith("small_tables_mlp_adam/").all()
-        assert set(runs["status"]) == {"complete"}
     elif argv[:2] == ["lightning-meta", "suggest"]:
         proposals = [line for line in out.splitlines() if line and not line.startswith("#")]
         assert len(proposals) == 3 and all("lr=" in line for line in proposals), out
@@ -301,9 +291,10 @@ def check_prediction(ns: dict, cwd: Path) -> None:
 
 
 def check_mapping(ns: dict, cwd: Path) -> None:
-    assert set(ns["callback"].config) == {"lr", "weight_decay"}
-    with ExperiencePool(f"sqlite:///{cwd / 'experience.db'}") as pool:
-        assert list(pool.frame(status=None)["status"]) == ["complete"]  # the fit was recorded
+    decision = ns["callback"].decision
+    assert decision.defaults == {"lr": 1e-3, "weight_decay": 0.01}  # read from the module before anything is written
+    assert ns["callback"].mode == "min" and decision.evidence.reason
+    assert set(decision.used) == {"lr", "weight_decay"}  # kept or changed, both are what the optimizer trained with
 
 
 CHECKS = {  # heading above the block -> what running it must have done

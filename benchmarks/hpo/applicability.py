@@ -24,14 +24,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lightning_meta.hpo.collect import job_config
 from lightning_meta.hpo.evidence import MARGIN, weigh
-from lightning_meta.hpo.families import FAMILIES, task_by_key
 from lightning_meta.hpo.mappings import MAPPINGS
 from lightning_meta.hpo.mappings.base import encode_frame, normalized_scores
 from lightning_meta.hpo.mappings.task_index import KIND_FEATURES, TaskIndex
-from lightning_meta.hpo.pool import ExperiencePool
 from lightning_meta.hpo.space import SearchSpace
+
+from families_lofo import family_frame  # the trainings' benchmarks read the pool so; it puts pool/ on the path
+from pool.collect import job_config
+from pool.families import FAMILIES, task_by_key
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -122,9 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     args.argv = sys.argv[1:]
     warnings.filterwarnings("ignore")
-    with ExperiencePool(args.pool) as pool:
-        frame = pool.frame()
-    frame = frame.assign(family=frame["task"].str.split("/").str[0])
+    frame = family_frame(args.pool)
     missing = [f"f_{n}" for n in KIND_FEATURES if f"f_{n}" not in frame]
     if missing:
         sys.exit(f"The pool lacks the task-kind features {missing}: collect it again with this version.")

@@ -36,11 +36,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from families_lofo import _quiet, _seed, train  # the same trainings, seeds and quiet workers as that benchmark
-from lightning_meta.hpo.families import FAMILIES, task_by_key
 from lightning_meta.hpo.mappings import MAPPINGS
-from lightning_meta.hpo.pool import ExperiencePool
 from lightning_meta.hpo.space import SearchSpace
+
+from families_lofo import _quiet, _seed, family_frame, train  # its trainings and seeds; it puts pool/ on the path
+from pool.families import FAMILIES, task_by_key
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -228,9 +228,7 @@ def main() -> None:
     args.argv = sys.argv[1:]
     _quiet()
     started = time.perf_counter()
-    with ExperiencePool(args.pool) as pool:
-        frame = pool.frame()
-    frame = frame.assign(family=frame["task"].str.split("/").str[0])
+    frame = family_frame(args.pool)
     with tempfile.TemporaryDirectory() as folder:
         paths = fit_mappings(frame, args.mapping, Path(folder), args.families)
         jobs = []

@@ -1,6 +1,6 @@
 """Leave-one-family-out evaluation of the hyperparameter mappings on real trainings.
 
-For every task family of the experience pool (``lightning-meta collect``), each mapping is fit on
+For every task family of the experience pool (``python -m pool.collect``), each mapping is fit on
 the runs of the OTHER families only; then every task of the held-out family is trained once more
 for real, with the configuration the ``HyperparameterMapping`` callback proposes (features and
 probes computed by the callback at ``setup``, exactly as in a user's fit). Baselines, trained the
@@ -45,13 +45,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lightning_meta.hpo.families import FAMILIES, task_by_key
 from lightning_meta.hpo.mappings import MAPPINGS
 from lightning_meta.hpo.mappings.base import Mapping
 from lightning_meta.hpo.pool import ExperiencePool
 from lightning_meta.hpo.space import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # pool/ (the task families) is maintainer code beside the package, not installed
+from pool.families import FAMILIES, task_by_key  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 SPACE = SearchSpace.from_yaml(ROOT / "conf" / "space" / "default.yaml")
 EVAL_SEED = 10_000  # evaluation trainings use seeds no pool run used
@@ -168,6 +169,13 @@ def _job(job: tuple) -> dict:
         value, config = with_mapping(task_key, argument, seed)
     return {"method": method, "task": task_key, "family": task_key.split("/")[0], "repeat": repeat, "val_acc": value,
             **{f"hp_{k}": v for k, v in config.items()}, "seconds": time.perf_counter() - started}
+
+
+def family_frame(url: str) -> pd.DataFrame:
+    """The pool's complete runs with a ``family`` column (the prefix of the task's name)."""
+    with ExperiencePool(url) as pool:
+        frame = pool.frame()
+    return frame.assign(family=frame["task"].str.split("/").str[0])
 
 
 def fit_mappings(frame: pd.DataFrame, kinds: list[str], out: Path, feature_sets: dict[str, list[str] | None]) -> list[tuple]:
@@ -326,9 +334,7 @@ def main() -> None:
     args.argv = sys.argv[1:]
     _quiet()
     started = time.perf_counter()
-    with ExperiencePool(args.pool) as pool:
-        frame = pool.frame()
-    frame = frame.assign(family=frame["task"].str.split("/").str[0])
+    frame = family_frame(args.pool)
     ref = reference(frame)
     with tempfile.TemporaryDirectory() as folder:
         jobs = fit_mappings(frame, args.mappings, Path(folder), {"all": None})

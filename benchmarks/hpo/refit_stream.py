@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from families_lofo import RESULTS, ROOT, SPACE, _quiet, _seed, train
+from families_lofo import RESULTS, ROOT, SPACE, _quiet, _seed, train  # it puts pool/ on the path
 from lightning_meta.hpo.callback import HyperparameterMapping
-from lightning_meta.hpo.families import FAMILIES
 from lightning_meta.hpo.mappings import MAPPINGS
 from lightning_meta.hpo.pool import ExperiencePool
 from lightning_meta.hpo.refit import RefitPolicy
+from pool.families import FAMILIES
 
 log = logging.getLogger(__name__)
 

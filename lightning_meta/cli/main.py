@@ -1,4 +1,4 @@
-"""The ``lightning-meta`` console command: ``train``, ``test``, ``predict``, ``collect`` and ``suggest``.
+"""The ``lightning-meta`` console command: ``train``, ``test``, ``predict``, ``fit`` and ``suggest``.
 
 ``train`` and ``test`` take the same Hydra overrides as ``python train.py`` and read the configs
 in ``conf/`` (shipped inside the wheel), so they work from any directory after ``pip install``.
@@ -18,7 +18,7 @@ commands:
   test    ckpt_path=PATH [OVERRIDES...]   evaluate a checkpoint on the fixed test episodes
   predict ckpt_path=PATH support=DIR query=DIR   classify the images in DIR after learning from
           support/CLASS/*.png (one sub-folder per class); prints `file<TAB>class<TAB>probability`
-  collect [ARGS...]        run short real trainings and record them in the experience pool (--help)
+  fit OUT [ARGS...]        fit a hyperparameter mapping on the runs of an experience pool (--help)
   suggest [ARGS...]        propose hyperparameters for a task from a mapping (--help)
 
 config groups (choose with GROUP=OPTION, e.g. data=miniimagenet; `+experiment=NAME` for presets):
@@ -31,7 +31,7 @@ def selectable_groups() -> dict[str, list[str]]:
     """The groups ``config.yaml`` selects (``GROUP=OPTION``) and ``experiment`` (``+experiment=NAME``), with their options.
 
     Only these are listed: other folders of ``conf/`` hold configs that other configs include (``hydra``, and
-    ``space`` for ``collect.yaml``), which would land at a top-level key ``train.py`` refuses."""
+    ``space`` for ``fit.yaml`` and ``collect.yaml``), which would land at a top-level key ``train.py`` refuses."""
     import yaml
 
     defaults = yaml.safe_load((CONF_DIR / "config.yaml").read_text()).get("defaults", [])
@@ -77,16 +77,16 @@ def main(argv: list[str] | None = None) -> None:
         from lightning_meta.cli.predict import main as predict_main
 
         predict_main(rest)
-    elif command == "collect":
-        from lightning_meta.hpo.collect import main as collect_main
+    elif command == "fit":
+        from lightning_meta.hpo.fit_command import main as fit_main
 
-        collect_main(rest)
+        fit_main(rest)
     elif command == "suggest":
         from lightning_meta.hpo.suggest import main as suggest_main
 
         suggest_main(rest)
     else:
-        sys.exit(f"lightning-meta: unknown command '{command}'. Valid commands: train, test, predict, collect, suggest (see --help).")
+        sys.exit(f"lightning-meta: unknown command '{command}'. Valid commands: train, test, predict, fit, suggest (see --help).")
 
 
 if __name__ == "__main__":

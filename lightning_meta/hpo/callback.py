@@ -33,7 +33,7 @@ from lightning.pytorch.callbacks import Callback
 
 from lightning_meta.errors import ConfigError, LightningMetaError, PoolError
 from lightning_meta.hpo.apply import apply, reader
-from lightning_meta.hpo.decision import Decision, decide
+from lightning_meta.hpo.decision import Decision, decide, quiet_feature_warnings
 from lightning_meta.hpo.evidence import MARGIN, MAX_DISTANCE
 from lightning_meta.hpo.mappings.base import Mapping
 from lightning_meta.hpo.pool import ExperiencePool
@@ -271,7 +271,8 @@ class HyperparameterMapping(Callback):
         features = self.features if features is None else features
         if not features and self.mapping.feature_names:
             raise ConfigError("enqueue() needs task features: pass features= or call it after trainer.fit().")
-        proposals = self.mapping.suggest(features, k=k or self.k)
+        with quiet_feature_warnings():
+            proposals = self.mapping.suggest(features, k=k or self.k)
         for config in proposals:
             study.enqueue_trial(self.space.validate(config))
         return proposals

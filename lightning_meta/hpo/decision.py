@@ -7,9 +7,10 @@ is one picklable object that ``trainer.strategy.broadcast`` hands to every DDP r
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,8 +89,7 @@ def decide(
         features.update(probe_features(pl_module, probe_batches))
     features.update({f"default_{name}": value for name, value in defaults.items() if value is not None})
     missing = [n for n in mapping.feature_names if n not in features]
-    with warnings.catch_warnings():  # the missing features are reported once, by the callback
-        warnings.filterwarnings("ignore", message="Task features .* were present in training")
+    with quiet_feature_warnings():
         proposals = mapping.suggest(features, k=k, observed=observed)
         mean, std = mapping.predict(features, proposals[:1], observed=observed)
         if apply_proposal:
@@ -104,6 +104,14 @@ def decide(
         config = {n: config[n] for n in space.names if n in config}
     return Decision(config, targets, skipped, features, proposals, (float(mean[0]), float(std[0])), defaults,
                     evidence, missing)
+
+
+@contextlib.contextmanager
+def quiet_feature_warnings() -> Iterator[None]:
+    """The encoder's warnings about missing or unknown task features, which the callback reports once, itself."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Task features .* (were present in training|are unknown to)")
+        yield
 
 
 def _choose(mapping, features, defaults, proposals, names, observed, margin, max_distance):

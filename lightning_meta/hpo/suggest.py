@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from lightning_meta.errors import ConfigError, LightningMetaError
-from lightning_meta.hpo.collect import DEFAULT_MAPPING
+from lightning_meta.hpo.fit_command import DEFAULT_MAPPING
 from lightning_meta.hpo.mappings.base import Candidates, Mapping, candidate_configs
 from lightning_meta.hpo.space import SearchSpace
 

@@ -1,4 +1,5 @@
-"""``lightning-meta collect`` and ``suggest`` end to end on real (tiny) trainings of one task family."""
+"""The pool collection (``python -m pool.collect``, maintainer code), ``lightning-meta fit`` and ``suggest`` end to end
+on real (tiny) trainings of one task family."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import pytest
 
 from lightning_meta.cli.main import main as cli_main
 from lightning_meta.errors import ConfigError
-from lightning_meta.hpo.collect import QUIET_LOGGERS, _compose, job_config, parse_shard, plan, resolve_families, trial_config
-from lightning_meta.hpo.families import FAMILIES, all_tasks
 from lightning_meta.hpo.mappings import GBMSurrogate
 from lightning_meta.hpo.mappings.base import Mapping
 from lightning_meta.hpo.pool import ExperiencePool
 from lightning_meta.hpo.space import SearchSpace
+from pool.collect import QUIET_LOGGERS, _compose, job_config, parse_shard, plan, resolve_families, trial_config
+from pool.collect import main as collect_main
+from pool.families import FAMILIES, all_tasks
 
 SPACE = SearchSpace.from_yaml(Path(__file__).resolve().parents[2] / "conf/space/default.yaml")
 FAMILY = "small_tables_mlp_adam"
@@ -27,11 +29,11 @@ LINE = re.compile(r"^(\d+)\s+(.*?)\s+predicted=(-?[\d.]+) ± ([\d.]+)$")
 
 @pytest.fixture(scope="module")
 def collected(tmp_path_factory) -> tuple[str, Path]:
-    """One family x 1 trial collected through the console command into a fresh pool."""
+    """One family x 1 trial collected through the harness's command line into a fresh pool."""
     root = tmp_path_factory.mktemp("collect")
     url = f"sqlite:///{root / 'pool.db'}"
     levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
-    cli_main(["collect", f"families=[{FAMILY}]", "trials=1", "seed=3", "progress_bar=false", f"pool={url}"])
+    collect_main([f"families=[{FAMILY}]", "trials=1", "seed=3", "progress_bar=false", f"pool={url}"])
     assert {name: logging.getLogger(name).level for name in QUIET_LOGGERS} == levels, "collect left loggers muted"
     return url, root
 
@@ -39,8 +41,8 @@ def collected(tmp_path_factory) -> tuple[str, Path]:
 def test_families_differ_in_data_model_and_optimizer() -> None:
     tasks = all_tasks()
     assert len(FAMILIES) >= 6 and len(tasks) >= 60
-    optimizers = {t.family: t.optimizer for t in tasks}
-    assert set(optimizers.values()) == {"sgd", "adam", "adamw"}
+    assert {t.optimizer for t in tasks} == {"sgd", "adam", "adamw"}
+    assert {t.regression for t in tasks} == {True, False} and {t.mode for t in tasks} == {"max", "min"}
     sizes, params = [], []
     for family in FAMILIES:
         for task in (FAMILIES[family][0], FAMILIES[family][-1]):
@@ -48,7 +50,7 @@ def test_families_differ_in_data_model_and_optimizer() -> None:
             sizes.append(len(datamodule.train_dataset))
             params.append(sum(p.numel() for p in model.parameters()))
             x, y = next(iter(datamodule.train_dataloader()))
-            assert model(x).shape == (len(x), datamodule.num_classes)
+            assert model.training_step((x, y), 0).isfinite()
     assert max(sizes) / min(sizes) >= 100 and max(params) / min(params) >= 30
 
 
@@ -84,7 +86,7 @@ def test_trial_configs_are_reproducible_and_differ_between_tasks() -> None:
 def test_fit_saves_a_mapping_that_loads_and_suggest_prints_configs_in_the_space(collected, capsys) -> None:
     url, root = collected
     out = root / "fitted.mapping"
-    cli_main(["collect", "--fit", str(out), f"pool={url}", "mapping=gbm"])
+    cli_main(["fit", str(out), f"pool={url}", "mapping=gbm"])
     mapping = Mapping.load(out)
     assert isinstance(mapping, GBMSurrogate) and mapping.space == SPACE and "opt_adaptive" in mapping.feature_names
     capsys.readouterr()
@@ -108,7 +110,7 @@ def test_suggest_and_collect_reject_bad_input_with_the_fix(collected, capsys) ->
     url, root = collected
     mapping = root / "fitted.mapping"
     if not mapping.exists():
-        cli_main(["collect", "--fit", str(mapping), f"pool={url}", "mapping=best_on_average"])
+        cli_main(["fit", str(mapping), f"pool={url}", "mapping=best_on_average"])
     with pytest.raises(SystemExit, match="NAME=VALUE"):
         cli_main(["suggest", "--mapping", str(mapping), "--features", "n_classes"])
     with pytest.raises(SystemExit, match="unknown to the mapping"):
@@ -120,17 +122,17 @@ def test_suggest_and_collect_reject_bad_input_with_the_fix(collected, capsys) ->
     with pytest.raises(ConfigError, match="I/N"):
         parse_shard("2/2")
     with pytest.raises(ConfigError, match="unknown"):
-        cli_main(["collect", "--fit", str(root / "x.mapping"), f"pool={url}", "mapping=oracle"])
+        cli_main(["fit", str(root / "x.mapping"), f"pool={url}", "mapping=oracle"])
 
 
 @pytest.mark.postgres
 def test_two_sharded_collect_processes_fill_one_postgresql_pool(postgres_url) -> None:
     """Two machines' worth of ``collect`` (shard 0/2 and 1/2, 2 workers each) writing one PostgreSQL pool at once."""
-    command = [sys.executable, "-m", "lightning_meta.cli.main", "collect", f"families=[{FAMILY}]", "trials=2",
+    command = [sys.executable, "-m", "pool.collect", f"families=[{FAMILY}]", "trials=2",
                "seed=3", "workers=2", "probe=false", "progress_bar=false", f"pool={postgres_url}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     shards = [subprocess.Popen([*command, f"shard={i}/2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True) for i in range(2)]
+                               text=True, cwd=Path(__file__).resolve().parents[2]) for i in range(2)]
     outputs = [shard.communicate(timeout=300)[0] for shard in shards]
     assert [shard.returncode for shard in shards] == [0, 0], outputs
     with ExperiencePool(postgres_url) as pool:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lightning_meta.errors import ConfigError
-from lightning_meta.hpo.collect import DEFAULT_MAPPING
+from lightning_meta.hpo.fit_command import DEFAULT_MAPPING
 from lightning_meta.hpo.mappings import BestOnAverage, ConditionalBestOnAverage, GBMSurrogate, Mapping, MetaSurrogate
 from lightning_meta.hpo.mappings.file_format import FORMAT, VERSION
 from tests.hpo.test_mappings import SPACE, meta_frame

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Mapping as Mapping_
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import pandas as pd
 from lightning_meta.errors import ConfigError, DataError, LightningMetaError
 from lightning_meta.hpo.mappings import file_format
 from lightning_meta.hpo.mappings.feature_encoder import FeatureEncoder
-from lightning_meta.hpo.mappings.observed_residual import residual_correction
+from lightning_meta.hpo.mappings.observed_residual import helps, residual_correction
 from lightning_meta.hpo.mappings.task_index import TaskIndex
 from lightning_meta.hpo.mappings.threads import bounded_threads
 from lightning_meta.hpo.space import SearchSpace
@@ -39,8 +40,9 @@ class Mapping(ABC):
     file stores; ``suggest`` scores candidate configurations by ``mean + exploration * std`` and
     returns the best ones not yet in ``observed``. Once ``adapt_min`` trials of the task are observed,
     ``predict`` and ``suggest`` add their kernel-smoothed residuals (``observed_residual.py``) over
-    ``adapt_lengthscale`` of the encoded space; ``None`` turns that off (a mapping that adapts itself
-    sets it). Fits and predictions run with at most ``threads`` threads (``threads.py`` says why); set
+    ``adapt_lengthscale`` of the encoded space, where that ranks the observed trials better than the zero-shot
+    answer (leave-one-out); ``None`` turns the correction off (a mapping that adapts itself sets it).
+    ``adapt = False`` is the one switch that turns any adaptation to observed trials off, for every kind. Fits and predictions run with at most ``threads`` threads (``threads.py`` says why); set
     ``mapping.threads`` to change it.
     """
 
@@ -48,10 +50,16 @@ class Mapping(ABC):
     threads: int = 1
     adapt_lengthscale: float | None = 0.2
     adapt_min: int = 3
+    adapt: bool = True
     index: TaskIndex | None = None
 
-    def fit(self, frame: pd.DataFrame, space: SearchSpace) -> Mapping:
-        """Learns from the complete runs of ``frame`` that fit ``space`` (the others are dropped, with a warning)."""
+    def fit(self, frame: pd.DataFrame, space: SearchSpace, direction: str = "maximize") -> Mapping:
+        """Learns from the complete runs of ``frame`` that fit ``space`` (the others are dropped, with a warning).
+
+        ``direction`` says whether the frame's ``objective`` is maximised (``"maximize"``, as in every
+        ``ExperiencePool.frame()``, which stores a minimised metric negated) or minimised (``"minimize"``: a loss).
+        """
+        frame = oriented(frame, direction)
         with bounded_threads(self.threads):
             complete = frame["status"] == "complete" if isinstance(frame, pd.DataFrame) and "status" in frame else None
             self.fitted_runs = int(len(frame) if complete is None else complete.sum())  # read by RefitPolicy
@@ -70,12 +78,18 @@ class Mapping(ABC):
         """Fits on ``frame`` (checked, complete rows only) and its task-normalized ``scores``."""
 
     def predict(
-        self, features: dict[str, Any], configs: list[dict], observed: pd.DataFrame | None = None
+        self, features: dict[str, Any], configs: Sequence[dict] | pd.DataFrame, observed: pd.DataFrame | None = None,
+        direction: str = "maximize",
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation of the task-normalized score of each configuration."""
+        """Mean and standard deviation of the task-normalized score (higher is better) of each configuration.
+
+        ``configs`` takes the forms ``suggest``'s ``candidates`` takes: a list of dicts or a DataFrame (columns named
+        like the hyperparameters or ``hp_<name>``). ``direction`` is that of ``observed``'s objective.
+        """
         self._check_fitted()
+        self._warn_unknown(features)
         with bounded_threads(self.threads):
-            return self.predict_adapted(features, self.space.encode(configs), observed)
+            return self.predict_adapted(features, encode_candidates(configs, self.space), oriented(observed, direction))
 
     @abstractmethod
     def predict_encoded(
@@ -86,7 +100,10 @@ class Mapping(ABC):
     def predict_adapted(
         self, features: dict[str, Any], x: np.ndarray, observed: pd.DataFrame | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``predict`` for encoded configurations: ``predict_encoded`` plus ``observed_correction``."""
+        """``predict`` for encoded configurations: ``predict_encoded`` plus ``observed_correction``; with
+        ``adapt = False`` the observed trials are not used at all (zero-shot, for every kind of mapping)."""
+        if not self.adapt:
+            observed = None
         mean, std = self.predict_encoded(features, x, observed)
         return mean + self.observed_correction(features, x, observed), std
 
@@ -98,6 +115,8 @@ class Mapping(ABC):
         if len(observed_y) < max(self.adapt_min, 1):
             return np.zeros(len(x))
         predicted, _ = self.predict_encoded(features, observed_x, observed)
+        if not helps(observed_x, observed_y, predicted, self.adapt_lengthscale):
+            return np.zeros(len(x))
         return residual_correction(x, observed_x, observed_y, predicted, self.adapt_lengthscale)
 
     def suggest(
@@ -107,18 +126,42 @@ class Mapping(ABC):
         observed: pd.DataFrame | None = None,
         candidates: Candidates = 2000,
         seed: int = 0,
+        direction: str = "maximize",
     ) -> list[dict]:
-        """The ``k`` best configurations not in ``observed``, among ``candidates`` (see ``Candidates``)."""
+        """The ``k`` best configurations not in ``observed``, among ``candidates`` (see ``Candidates``).
+
+        With explicit candidates, ``rank`` says which of them these are (their indices). ``direction`` is that of
+        ``observed``'s objective.
+        """
         self._check_fitted()
+        self._warn_unknown(features)
+        observed = oriented(observed, direction)
         with bounded_threads(self.threads):
             if isinstance(candidates, (int, np.integer)) and not isinstance(candidates, bool):
                 return self._suggest_drawn(features, k, observed, int(candidates), seed)
-            configs = candidate_configs(candidates, self.space)
-            taken = observed_keys(observed, self.space)
-            configs = [c for c, row in zip(configs, np.round(self.space.encode(configs), 9)) if tuple(row) not in taken]
-            if not configs:
-                raise ConfigError("Every given candidate configuration is already observed: give configurations not yet run.")
-            return [configs[i] for i in self._best(features, self.space.encode(configs), k, observed)]
+            x = encode_candidates(candidates, self.space)
+            return picked_configs(candidates, self._rank_free(features, x, k, observed), self.space)
+
+    def rank(
+        self, features: dict[str, Any], candidates: Sequence[dict] | pd.DataFrame, k: int | None = None,
+        observed: pd.DataFrame | None = None, direction: str = "maximize",
+    ) -> np.ndarray:
+        """Indices into ``candidates`` of the ``k`` best (all when None) not in ``observed``, best first: which rows
+        ``suggest`` picked, without re-encoding and matching its dicts."""
+        self._check_fitted()
+        self._warn_unknown(features)
+        with bounded_threads(self.threads):
+            x = encode_candidates(candidates, self.space)
+            return self._rank_free(features, x, len(x) if k is None else k, oriented(observed, direction))
+
+    def _rank_free(self, features: dict[str, Any], x: np.ndarray, k: int, observed: pd.DataFrame | None) -> np.ndarray:
+        """``_best`` among the rows of ``x`` not in ``observed``, as indices into ``x``."""
+        taken = observed_keys(observed, self.space)
+        free = np.array([tuple(row) not in taken for row in np.round(x, 9)], dtype=bool)
+        if not free.any():
+            raise ConfigError("Every given candidate configuration is already observed: give configurations not yet run.")
+        index = np.flatnonzero(free)
+        return index[self._best(features, x[index], k, observed)]
 
     def _suggest_drawn(
         self, features: dict[str, Any], k: int, observed: pd.DataFrame | None, n: int, seed: int
@@ -184,7 +227,7 @@ class Mapping(ABC):
 
     def _state(self) -> dict[str, Any]:
         return {"settings": self._settings(), "threads": self.threads, "exploration": self.exploration,
-                "adapt_lengthscale": self.adapt_lengthscale, "adapt_min": self.adapt_min,
+                "adapt_lengthscale": self.adapt_lengthscale, "adapt_min": self.adapt_min, "adapt": self.adapt,
                 "encoder": self.encoder.state(), "seen": self.seen, "fitted_runs": self.fitted_runs,
                 "index": self.index.state() if self.index is not None else None,
                 "fitted": self._fitted_state()}
@@ -194,6 +237,7 @@ class Mapping(ABC):
         # files written before the kernel correction existed lack these keys: the class defaults apply
         self.adapt_lengthscale = state.get("adapt_lengthscale", type(self).adapt_lengthscale)
         self.adapt_min = int(state.get("adapt_min", self.adapt_min))
+        self.adapt = bool(state.get("adapt", True))
         self.encoder = FeatureEncoder.from_state(state["encoder"])
         self.feature_names = self.encoder.names
         self.seen = np.asarray(state["seen"], dtype=float)
@@ -214,6 +258,13 @@ class Mapping(ABC):
     def _set_fitted_state(self, state: dict[str, Any]) -> None:
         """Restores what ``_fitted_state`` returned."""
         raise ConfigError(f"{type(self).__name__} does not define _set_fitted_state: implement it to register it in MAPPINGS.")
+
+    def _warn_unknown(self, features: dict[str, Any]) -> None:
+        """A feature name the mapping never saw is ignored: say so (a misspelling would otherwise pass silently)."""
+        unknown = sorted(str(n) for n in features if n not in self.feature_names)
+        if unknown:
+            warnings.warn(f"Task features {unknown} are unknown to the mapping and ignored (it reads "
+                          f"{self.feature_names}): check their names, or re-fit on runs that record them.", stacklevel=3)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "space"):
@@ -305,6 +356,69 @@ def candidate_configs(candidates: Sequence[dict] | pd.DataFrame, space: SearchSp
     if not records:
         raise ConfigError("candidates is empty: give at least one configuration to rank.")
     return [space.validate(c) for c in records]
+
+
+def encode_candidates(candidates: Sequence[dict] | pd.DataFrame, space: SearchSpace) -> np.ndarray:
+    """The given configurations encoded, validated once, column by column (``Param.conform``); ConfigError names
+    the first bad one."""
+    if isinstance(candidates, pd.DataFrame):
+        for prefix in ("", "hp_"):
+            if all(prefix + n in candidates.columns for n in space.names):
+                frame = candidates[[prefix + n for n in space.names]].set_axis(space.names, axis=1)
+                break
+        else:
+            raise ConfigError(
+                f"The candidates DataFrame has no column for each of {space.names} (or hp_<name>): "
+                f"its columns are {list(candidates.columns)}."
+            )
+    elif isinstance(candidates, Sequence) and not isinstance(candidates, str) and all(isinstance(c, Mapping_) for c in candidates):
+        if not candidates:
+            raise ConfigError("candidates is empty: give at least one configuration to rank.")
+        frame = pd.DataFrame.from_records(list(candidates))
+        unknown = sorted(set(frame.columns) - set(space.names), key=str)
+        if unknown:
+            raise ConfigError(f"A candidate configuration has unknown hyperparameters {unknown}: the search space "
+                              f"declares {space.names}.")
+        missing = [n for n in space.names if n not in frame.columns or frame[n].isna().any()]
+        if missing:
+            raise ConfigError(f"A candidate configuration lacks hyperparameters {missing}: give a value for each of "
+                              f"{space.names}.")
+    else:
+        raise ConfigError(
+            f"candidates={candidates!r} is invalid: give a number of random draws, a list of configurations "
+            "(dicts) or a DataFrame of them."
+        )
+    if frame.empty:
+        raise ConfigError("candidates is empty: give at least one configuration to rank.")
+    hp = frame.set_axis([f"hp_{n}" for n in space.names], axis=1)
+    canonical = {}
+    for p in space.params:
+        canonical[f"hp_{p.name}"], ok = p.conform(hp[f"hp_{p.name}"].to_numpy())
+        if not ok.all():
+            bad = hp[f"hp_{p.name}"].to_numpy()[~ok][0]
+            p.check(bad.item() if isinstance(bad, np.generic) else bad)  # raises the one-line error naming it
+    return encode_frame(hp.assign(**canonical), space)
+
+
+def picked_configs(candidates: Sequence[dict] | pd.DataFrame, picked: np.ndarray, space: SearchSpace) -> list[dict]:
+    """The candidates at ``picked`` as configurations (canonical values, the space's order)."""
+    if isinstance(candidates, pd.DataFrame):
+        prefix = "" if all(n in candidates.columns for n in space.names) else "hp_"
+        rows = candidates.iloc[picked][[prefix + n for n in space.names]].set_axis(space.names, axis=1)
+        return [space.validate(row) for row in rows.to_dict("records")]
+    return [space.validate(candidates[i]) for i in picked]
+
+
+DIRECTIONS = {"maximize": 1.0, "max": 1.0, "minimize": -1.0, "min": -1.0}
+
+
+def oriented(frame: pd.DataFrame | None, direction: str) -> pd.DataFrame | None:
+    """``frame`` with its ``objective`` negated when ``direction`` is ``"minimize"``, so higher is better."""
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"direction={direction!r} is invalid: use 'maximize' or 'minimize'.")
+    if frame is None or DIRECTIONS[direction] > 0 or "objective" not in getattr(frame, "columns", ()):
+        return frame
+    return frame.assign(objective=-frame["objective"].astype(float))
 
 
 def normalized_scores(frame: pd.DataFrame) -> np.ndarray:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from lightning_meta.hpo.mappings.base import Mapping
 from lightning_meta.hpo.mappings.best_on_average import BestOnAverage
+from lightning_meta.hpo.mappings.grouping import check_grouping, warn_ungrouped
 from lightning_meta.hpo.space import SearchSpace
 
 
@@ -29,9 +30,9 @@ class ConditionalBestOnAverage(Mapping):
     def _fit(self, frame: pd.DataFrame, scores: np.ndarray) -> None:
         self.overall = BestOnAverage().fit(frame, self.space)
         self.groups: dict[str, BestOnAverage] = {}
-        columns = [f"f_{name}" for name in self.by]
-        if not set(columns) <= set(frame.columns):
+        if not check_grouping(self.by, frame, self.encoder, type(self).__name__):
             return
+        columns = [f"f_{name}" for name in self.by]
         keys = frame[columns].to_numpy(dtype=float)
         for key in np.unique(keys[~np.isnan(keys).any(axis=1)], axis=0):
             rows = (keys == key).all(axis=1)
@@ -41,6 +42,7 @@ class ConditionalBestOnAverage(Mapping):
         try:
             key = _key(np.array([float(features[name]) for name in self.by]))
         except (KeyError, TypeError, ValueError):
+            warn_ungrouped(self.by, features, type(self).__name__)
             return self.overall
         return self.groups.get(key, self.overall)
 

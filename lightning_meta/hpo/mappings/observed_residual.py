@@ -46,3 +46,22 @@ def residual_correction(
     )
     kernel = np.exp(-np.maximum(squared, 0.0) / (2.0 * lengthscale**2))
     return kernel @ residuals / (shrink + kernel.sum(axis=1))
+
+
+def helps(observed_x: np.ndarray, observed_y: np.ndarray, predicted: np.ndarray, lengthscale: float) -> bool:
+    """Whether the correction ranks the observed trials better than the zero-shot prediction does, each trial
+    predicted from the others (leave-one-out, Spearman correlation with the objectives). When adapting does not
+    help on the trials at hand, the mapping keeps its zero-shot answer."""
+    from scipy.stats import spearmanr
+
+    n = len(observed_y)
+    if n < 3 or np.ptp(observed_y) <= 0:
+        return False
+    loo = np.array([
+        predicted[i] + residual_correction(observed_x[i : i + 1], np.delete(observed_x, i, axis=0),
+                                           np.delete(observed_y, i), np.delete(predicted, i), lengthscale)[0]
+        for i in range(n)
+    ])
+    adapted, zero_shot = spearmanr(loo, observed_y)[0], spearmanr(predicted, observed_y)[0]
+    adapted = -1.0 if np.isnan(adapted) else adapted
+    return adapted > (-1.0 if np.isnan(zero_shot) else zero_shot)

@@ -10,6 +10,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from lightning_meta.hpo.mappings.base import Mapping, encode_frame
+from lightning_meta.hpo.mappings.grouping import check_grouping, warn_ungrouped
 
 
 class SimilarTasksAverage(Mapping):
@@ -33,7 +34,7 @@ class SimilarTasksAverage(Mapping):
         features = self.encoder.frame(frame)
         self.task_features = np.stack([features[self.task_of == t].mean(axis=0) for t in range(len(first))])
         by = [f"f_{name}" for name in self.by]
-        known = set(by) <= set(frame.columns)
+        known = check_grouping(self.by, frame, self.encoder, type(self).__name__)
         self.task_keys = frame[by].to_numpy(dtype=float)[first] if known else np.zeros((len(first), 0))
         self._trees()
 
@@ -46,6 +47,7 @@ class SimilarTasksAverage(Mapping):
         try:
             key = np.array([float(features[name]) for name in self.by])
         except (KeyError, TypeError, ValueError):
+            warn_ungrouped(self.by, features, type(self).__name__)
             return every
         matching = (self.task_keys == key).all(axis=1) if self.task_keys.shape[1] else ~every
         return matching if matching.any() else every

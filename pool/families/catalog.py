@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lightning_meta.errors import ConfigError
-from lightning_meta.hpo.families import nets, pretrained, sources
-from lightning_meta.hpo.families.arrays import ArrayDataModule
-from lightning_meta.hpo.families.classifier import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, Classifier, Optimizer, Regressor
+from pool.families import nets, pretrained, sources
+from pool.families.arrays import ArrayDataModule
+from pool.families.classifier import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, Classifier, Optimizer, Regressor
 
 BACKGROUND = ["Alphabet_of_the_Magi", "Anglo-Saxon_Futhorc", "Arcadian", "Armenian", "Balinese", "Bengali",
               "Braille", "Cyrillic", "Early_Aramaic", "Futurama", "Greek", "Gujarati", "Hebrew", "Korean",
@@ -230,7 +230,7 @@ FINETUNE_DEFAULT_LR: dict[str, float] = {"adamw": 1e-4, "adam": 1e-4, "sgd": 1e-
 def _finetune_cnn() -> list[Task]:
     """A CNN pretrained here on other alphabets (``pretrained.py``), fine-tuned on an evaluation alphabet: new
     classes, shifted drawings. Fine-tuning starts low: 1e-4 for Adam and AdamW, 1e-3 for SGD."""
-    from lightning_meta.hpo.tasks import alphabets
+    from pool.tasks import alphabets
 
     tasks = []
     for i, alphabet in enumerate(alphabets("evaluation", 14)[:14]):
@@ -268,5 +268,5 @@ def task_by_key(key: str) -> Task:
     for task in all_tasks():
         if task.key == key:
             return task
-    raise ConfigError(f"Unknown task {key!r}: see lightning_meta.hpo.families.all_tasks().")
+    raise ConfigError(f"Unknown task {key!r}: see pool.families.all_tasks().")
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightning_meta.hpo.families import nets
+from pool.families import nets
 
 PRETRAIN_ALPHABETS = ["Asomtavruli_(Georgian)", "Blackfoot_(Canadian_Aboriginal_Syllabics)", "Japanese_(hiragana)",
                       "Japanese_(katakana)", "Malay_(Jawi_-_Arabic)", "Mkhedruli_(Georgian)",
@@ -53,7 +53,7 @@ def _pretrained_body(image_size: int, width: int) -> dict[str, torch.Tensor]:
 
 def _pretrain(image_size: int, width: int) -> dict[str, torch.Tensor]:
     """Adam at 1e-3, batch 64, ``PRETRAIN_EPOCHS`` epochs over the pretraining alphabets' 20 drawings each."""
-    from lightning_meta.hpo.tasks import alphabet_images
+    from pool.tasks import alphabet_images
 
     xs, ys, offset = [], [], 0
     for alphabet in PRETRAIN_ALPHABETS:

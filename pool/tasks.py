@@ -42,7 +42,7 @@ def _group_of(alphabet: str, image_size: int) -> str:
         if alphabet in alphabets(group, image_size):
             return group
     raise ConfigError(
-        f"{alphabet!r} is not an Omniglot alphabet: pick one of lightning_meta.hpo.tasks.alphabets('background') "
+        f"{alphabet!r} is not an Omniglot alphabet: pick one of pool.tasks.alphabets('background') "
         "or alphabets('evaluation')."
     )
 

@@ -12,8 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from lightning_meta.hpo.families.arrays import split, standardize
-from lightning_meta.hpo.families.mnist1d import make_mnist1d
+from pool.families.arrays import split, standardize
+from pool.families.mnist1d import make_mnist1d
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -21,7 +21,7 @@ Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 @lru_cache(maxsize=64)
 def omniglot_alphabet(alphabet: str, image_size: int, shots: int) -> Arrays:
     """One alphabet as classification: the first ``shots`` drawings of each character train, 14-19 validate."""
-    from lightning_meta.hpo.tasks import alphabet_images
+    from pool.tasks import alphabet_images
 
     x_train, y_train, x_val, y_val = alphabet_images(alphabet, image_size)
     classes = int(y_train.max()) + 1

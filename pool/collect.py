@@ -1,7 +1,7 @@
-"""``lightning-meta collect``: real Lightning trainings over task families, recorded in the pool.
+"""``python -m pool.collect``: real Lightning trainings over task families, recorded in the pool.
 
 The mapping can only be as good as its experience, so this command makes some: every task of the
-chosen families (``lightning_meta.hpo.families``: data x model x optimizer) is trained ``trials``
+chosen families (``pool.families``: data x model x optimizer) is trained ``trials``
 times, trial ``t`` with draw ``t`` of a random search seeded by ``(seed, task)``. Each run goes
 through the real ``HyperparameterMapping`` callback, driven by a ``RandomSearch`` mapping, so the
 configuration is applied and the outcome recorded (task, features, params, final/best val_acc,
@@ -11,7 +11,7 @@ callback computes when it later proposes.
 Jobs run in this process (``workers=1``) or in ``workers`` spawned processes writing to one pool;
 ``shard=i/n`` takes every n-th job so several machines share the work on one PostgreSQL pool.
 A job whose configuration the pool already holds as complete or diverged is skipped, so an
-interrupted collection resumes where it stopped. ``--fit OUT`` fits a mapping on the pool.
+interrupted collection resumes where it stopped. ``lightning-meta fit OUT pool=...`` then fits a mapping on it.
 """
 
 from __future__ import annotations
@@ -24,32 +24,28 @@ import time
 import warnings
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from lightning_meta.configs import CONF_DIR
-from lightning_meta.errors import ConfigError, DataError
+from lightning_meta.errors import ConfigError
 from lightning_meta.hpo.mappings.base import Mapping, observed_keys
 from lightning_meta.hpo.space import SearchSpace
 
-DEFAULT_MAPPING = Path(__file__).resolve().parents[1] / "assets" / "mapping" / "default.mapping"
 QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning_meta.hpo.callback")  # per-run chatter
 DONE = ("complete", "diverged")  # outcomes a resumed collection keeps; failed and running runs are redone
 log = logging.getLogger(__name__)
 
-USAGE = f"""usage: lightning-meta collect [OVERRIDES...]
-       lightning-meta collect --fit OUT [OVERRIDES...]
+USAGE = """usage: python -m pool.collect [OVERRIDES...]     (from the repository root)
 
-Trains every task of the task families `trials` times with seeded random configurations and
-records each run in the experience pool (resumable: runs already recorded are skipped). With
---fit OUT, fits a mapping on the pool instead and saves it to OUT (the shipped default is
-{DEFAULT_MAPPING.name}).
+Trains every task of the task families `trials` times (trial 0 with the task's own defaults, the
+others with seeded random configurations) and records each run in the experience pool (resumable:
+runs already recorded are skipped). `lightning-meta fit OUT pool=...` then fits a mapping on it.
 
 overrides (conf/collect.yaml): pool=URL families=all|[name,...] trials=N workers=N shard=I/N
-  seed=N probe=true|false mapping=meta_surrogate|gbm|nearest_task|best_on_average space.lr.high=0.1 ...
+  seed=N probe=true|false space.lr.high=0.1 ...
 families: omniglot_cnn_adam omniglot_resnet_sgd digits_mlp_sgd tabular_mlp_adamw mnist1d_cnn_adam
   small_tables_mlp_adam text_transformer sequence_gru regression_mlp finetune_cnn
 """
@@ -93,7 +89,7 @@ def job_config(space: SearchSpace, task: str, trial: int, seed: int = 0) -> dict
     task of the pool says how its defaults score; trial ``t > 0`` is ``trial_config(space, task, t, seed)``."""
     if trial != 0:
         return trial_config(space, task, trial, seed)
-    from lightning_meta.hpo.families import task_by_key
+    from pool.families import task_by_key
 
     defaults = task_by_key(task).defaults()
     config = trial_config(space, task, 0, seed)
@@ -105,7 +101,7 @@ def job_config(space: SearchSpace, task: str, trial: int, seed: int = 0) -> dict
 
 def resolve_families(families: Any) -> list[str]:
     """``all`` or a list of family names, checked."""
-    from lightning_meta.hpo.families import FAMILIES
+    from pool.families import FAMILIES
 
     if isinstance(families, str):
         if families != "all":
@@ -132,7 +128,7 @@ def parse_shard(shard: Any) -> tuple[int, int]:
 
 def plan(cfg: Any) -> list[tuple[str, int]]:
     """The ``(task, trial)`` jobs of this shard that the pool does not hold yet."""
-    from lightning_meta.hpo.families import all_tasks
+    from pool.families import all_tasks
     from lightning_meta.hpo.pool import ExperiencePool
 
     if int(cfg.trials) < 1:
@@ -164,7 +160,7 @@ def run_trial(task_key: str, trial: int, pool: str, space: dict, seed: int = 0, 
     import lightning.pytorch as pl
 
     from lightning_meta.hpo.callback import HyperparameterMapping
-    from lightning_meta.hpo.families import task_by_key
+    from pool.families import task_by_key
 
     task = task_by_key(task_key)
     search = RandomSearch(SearchSpace.from_dict(space), task.key, int(trial), int(seed))
@@ -250,22 +246,6 @@ def collect(cfg: Any) -> int:
     return len(args)
 
 
-def fit_mapping(pool_url: str, space: SearchSpace, out: str | Path, kind: str = "meta_surrogate") -> Mapping:
-    """Fits mapping ``kind`` on the complete runs of the pool and saves it to ``out``."""
-    from lightning_meta.hpo.mappings import MAPPINGS
-    from lightning_meta.hpo.pool import ExperiencePool
-
-    if kind not in MAPPINGS:
-        raise ConfigError(f"mapping={kind!r} is unknown: use one of {', '.join(MAPPINGS)}.")
-    with ExperiencePool(pool_url) as pool:
-        frame = pool.frame()
-    if frame.empty:
-        raise DataError(f"The pool {pool_url} has no complete run: run `lightning-meta collect pool={pool_url}` first.")
-    mapping = MAPPINGS[kind]().fit(frame, space)
-    mapping.save(out)
-    return mapping
-
-
 def _compose(overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
@@ -274,21 +254,15 @@ def _compose(overrides: list[str]):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry of ``lightning-meta collect`` (see ``USAGE``)."""
+    """Entry of ``python -m pool.collect`` (see ``USAGE``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE)
         return
-    if "--fit" not in argv:
-        started = time.perf_counter()
-        ran = collect(_compose([a for a in argv if "=" in a]))
-        print(f"collected {ran} runs in {time.perf_counter() - started:.0f} s")
-        return
-    at = argv.index("--fit")
-    if at + 1 >= len(argv) or "=" in argv[at + 1] or argv[at + 1].startswith("-"):
-        sys.exit(f"lightning-meta collect --fit: give the output file, e.g. --fit {DEFAULT_MAPPING}")
-    out, overrides = Path(argv[at + 1]), argv[:at] + argv[at + 2 :]
-    cfg = _compose(overrides)
     started = time.perf_counter()
-    mapping = fit_mapping(str(cfg.pool), SearchSpace.from_dict(cfg.space), out, str(cfg.mapping))
-    print(f"fitted {type(mapping).__name__} on {cfg.pool} in {time.perf_counter() - started:.1f} s -> {out}")
+    ran = collect(_compose([a for a in argv if "=" in a]))
+    print(f"collected {ran} runs in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
