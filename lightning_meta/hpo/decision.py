@@ -23,6 +23,7 @@ from lightning_meta.hpo.apply import current, resolve_space
 from lightning_meta.hpo.evidence import MARGIN, MAX_DISTANCE, Evidence, weigh
 from lightning_meta.hpo.features import probe_features, task_features
 from lightning_meta.hpo.mappings.base import Mapping, observed_rows
+from lightning_meta.hpo.search import next_config
 from lightning_meta.hpo.space import SearchSpace
 
 
@@ -120,23 +121,23 @@ def _choose(mapping, features, defaults, proposals, names, observed, margin, max
     known = {n: v for n, v in defaults.items() if v is not None}
     rows = observed_rows(observed, mapping.space) if observed is not None else pd.DataFrame()
     if len(rows):
-        return _search_step(mapping.space, known, proposals, names, rows)
+        return _search_step(mapping, features, known, rows)
     return weigh(mapping, features, known, proposals, [n for n in names if n in known], margin=margin,
                  max_distance=max_distance)
 
 
-def _search_step(space: SearchSpace, known: dict[str, Any], proposals: list[dict[str, Any]], names: list[str],
+def _search_step(mapping: Mapping, features: dict[str, Any], known: dict[str, Any],
                  rows: pd.DataFrame) -> tuple[dict[str, Any] | None, Evidence]:
-    """Repeated fits on one task: the user's values are tried first among the ones not yet run, then the mapping's
-    proposal adapted to the task's runs (``suggest`` with ``observed`` never repeats a configuration)."""
+    """Repeated fits on one task: the user's values are tried first among the ones not yet run, then the search
+    (``search.py``: expected improvement over the task's runs, the mapping as prior) proposes; nothing runs twice."""
     tried = len(rows)
-    at_bounds = _full_known(space, known)
+    at_bounds = _full_known(mapping.space, known)
     ran_defaults = bool(known) and any(
         all(_close(row.get(f"hp_{n}"), v) for n, v in at_bounds.items()) for row in rows.to_dict("records"))
     if known and not ran_defaults:
         return None, Evidence(False, f"search on this task ({tried} earlier runs): your values are tried first")
-    return proposals[0], Evidence(True, f"search on this task ({tried} earlier runs): the mapping's next proposal, "
-                                        "adapted to their results")
+    return next_config(mapping, features, rows), Evidence(
+        True, f"search on this task ({tried} earlier runs): the largest expected improvement, the mapping as prior")
 
 
 def _full_known(space: SearchSpace, known: dict[str, Any]) -> dict[str, Any]:
