@@ -4,8 +4,9 @@ Each fit runs four steps, each in its own module (as Lightning's ``callbacks/lr_
 ``tuner/lr_finder.py``):
 
 1. **decide** (``decision.py``, ``setup("fit")``, rank 0): find where each hyperparameter of the space goes
-   (``apply.resolve``), compute the task's features and ask the mapping for a configuration; the decision is
-   broadcast so every DDP rank trains the same configuration.
+   (``apply.resolve``) and what it holds, compute the task's features, ask the mapping, and keep the user's values
+   unless the recorded tasks like this one say a change pays (``evidence.py``; with earlier runs of the task, the
+   search of ``search.py``); the decision is broadcast so every DDP rank trains the same configuration.
 2. **apply** (``apply.py``, ``setup("fit")``, every rank): write the values before ``configure_optimizers`` runs
    and before any dataloader exists.
 3. **verify** (``verify.py``, ``on_train_start``): the optimizers exist and a resumed checkpoint's optimizer state
