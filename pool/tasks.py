@@ -2,8 +2,9 @@
 
 Each Omniglot alphabet is one task a user might have: "classify the characters of this
 alphabet" (14 to 55 classes), drawings 0-13 of every character for training and 14-19 for
-validation. The 30 background alphabets build the experience pool; the 20 evaluation alphabets
-are held out, so the mapping is judged on tasks it has never seen. ``SmallCNN`` is deliberately
+validation. The Omniglot families of the pool train on background alphabets; the fine-tuning family
+pretrains on the 8 background alphabets the others leave unused and fine-tunes on evaluation alphabets
+(``pool/families/pretrained.py``). ``SmallCNN`` is deliberately
 an ordinary user LightningModule (not a meta-learner): the hyperparameter mapping must work on
 code it does not own.
 """
