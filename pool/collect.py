@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lightning_meta.cli.boundary import guarded
 from lightning_meta.configs import CONF_DIR
 from lightning_meta.errors import ConfigError
 from lightning_meta.hpo.mappings.base import Mapping, observed_keys
@@ -260,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     started = time.perf_counter()
-    ran = collect(_compose([a for a in argv if "=" in a]))
+    ran = guarded("python -m pool.collect", lambda: collect(_compose([a for a in argv if "=" in a])))
     print(f"collected {ran} runs in {time.perf_counter() - started:.0f} s")
 
 

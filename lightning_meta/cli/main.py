@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from lightning_meta.cli.boundary import guarded
 from lightning_meta.cli.quiet import quiet_third_party_warnings
 from lightning_meta.configs import CONF_DIR
 
@@ -66,7 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(USAGE.format(groups=config_groups()))
         return
-    command, rest = argv[0], argv[1:]
+    guarded(f"lightning-meta {argv[0]}", lambda: _dispatch(argv[0], argv[1:]))
+
+
+def _dispatch(command: str, rest: list[str]) -> None:
+    """Runs one command; ``main`` puts it inside the error boundary (``boundary.py``)."""
     if command == "train":
         _hydra_run(rest)
     elif command == "test":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import warnings
 from collections.abc import Sequence
 
@@ -17,8 +16,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import WeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_meta.cli.boundary import end
 from lightning_meta.cli.quiet import quiet_resumed_checkpoint_dir, quiet_third_party_warnings
-from lightning_meta.errors import ConfigError, LightningMetaError, TrainingDiverged
+from lightning_meta.errors import ConfigError, TrainingDiverged
 from lightning_meta.launch import check_launch
 from lightning_meta.learners.checkpoint import command_line, learner_for_checkpoint, read_checkpoint
 from lightning_meta.malloc import keep_freed_memory
@@ -105,9 +105,10 @@ def objective(cfg: DictConfig) -> float | None:
     an error naming the logged ones, so a sweep never optimises a missing value.
 
     The task function of ``train.py`` and ``lightning-meta train``: it runs with the command line's warnings filters
-    (``cli/quiet.py``), in every job of a sweep, launched in this process or in another. A project error (bad input,
-    a diverged run) ends a single run with its one-line message and exit status 1; ``HYDRA_FULL_ERROR=1`` shows the
-    traceback, and a multirun hands the error to Hydra so the sweep records it.
+    (``cli/quiet.py``), in every job of a sweep, launched in this process or in another. Errors go through the
+    console boundary (``cli/boundary.py``): a project error (bad input, a diverged run) ends a single run with its one
+    line and exit status 1, anything else with the traceback, "this is a bug" and exit status 2;
+    ``HYDRA_FULL_ERROR=1`` shows every traceback, and a multirun hands the error to Hydra so the sweep records it.
     """
     try:
         with warnings.catch_warnings():
@@ -117,11 +118,9 @@ def objective(cfg: DictConfig) -> float | None:
             metrics = run(cfg)
             return _optimized(cfg, metrics)
     except Exception as error:
-        ours = _project_error(error)
-        if ours is None or os.environ.get("HYDRA_FULL_ERROR") == "1" or _in_multirun():
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or _in_multirun():
             raise
-        print(f"Error: {ours}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
+        end("Error", error)
 
 
 def _optimized(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
@@ -135,13 +134,6 @@ def _optimized(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
             "set optimized_metric to one of them, or keep train=true so validation runs."
         )
     return None
-
-
-def _project_error(error: BaseException | None) -> LightningMetaError | None:
-    """Our error, raised directly or wrapped by ``hydra.utils.instantiate`` (InstantiationException)."""
-    while error is not None and not isinstance(error, LightningMetaError):
-        error = error.__cause__ or error.__context__
-    return error
 
 
 def _in_multirun() -> bool:

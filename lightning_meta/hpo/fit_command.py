@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     if not argv or "=" in argv[0] or argv[0].startswith("-"):
-        sys.exit(f"lightning-meta fit: give the output file first, e.g. lightning-meta fit my.mapping pool=sqlite:///runs.db")
+        sys.exit("lightning-meta fit: give the output file first, e.g. lightning-meta fit my.mapping pool=sqlite:///runs.db")
     out, overrides = Path(argv[0]), argv[1:]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="fit", overrides=overrides)

@@ -121,8 +121,9 @@ def test_suggest_and_collect_reject_bad_input_with_the_fix(collected, capsys) ->
         resolve_families(["imagenet_vit"])
     with pytest.raises(ConfigError, match="I/N"):
         parse_shard("2/2")
-    with pytest.raises(ConfigError, match="unknown"):
+    with pytest.raises(SystemExit) as stop:
         cli_main(["fit", str(root / "x.mapping"), f"pool={url}", "mapping=oracle"])
+    assert stop.value.code == 1 and "lightning-meta fit: mapping='oracle' is unknown" in capsys.readouterr().err
 
 
 @pytest.mark.postgres
