@@ -17,8 +17,10 @@ from lightning_meta.learners.base import MetaLearner
 
 
 def check_launch(cfg: Mapping[str, Any]) -> None:
-    """Raises ``ConfigError`` if ``data.meta_batch_size`` does not split over the processes the trainer launches,
-    or if the learner trains on query images and ``data.train`` has none (``MetaLearner.check_training_queries``)."""
+    """Raises ``ConfigError`` for a seed out of numpy's range (``check_seed``), if ``data.meta_batch_size`` does not
+    split over the processes the trainer launches, or if the learner trains on query images and ``data.train`` has
+    none (``MetaLearner.check_training_queries``)."""
+    check_seed(cfg.get("seed", 0))
     data, trainer = cfg.get("data") or {}, cfg.get("trainer") or {}
     size, processes = data.get("meta_batch_size", 32), ddp_processes(trainer)
     if processes and type(size) is int and size % processes:  # a size of another type: the datamodule says why
@@ -35,6 +37,19 @@ def check_launch(cfg: Mapping[str, Any]) -> None:
     queries = (data.get("train") or {}).get("queries", 15)  # the datamodule's defaults
     if learner is not None and type(queries) is int:
         learner.check_training_queries(queries)
+
+
+SEED_RANGE = (0, 2**32 - 1)  # what numpy's generators accept, through Lightning's seed_everything
+
+
+def check_seed(seed: Any) -> None:
+    """Raises ``ConfigError`` for a seed numpy would refuse with a traceback (negative, too large) or that Lightning
+    would silently truncate (not an integer)."""
+    low, high = SEED_RANGE
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high:
+        raise ConfigError(f"seed={seed!r} is invalid: give an integer from {low} to {high}, e.g. seed=42.")
 
 
 def ddp_processes(trainer: Mapping[str, Any]) -> int | None:

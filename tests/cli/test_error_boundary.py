@@ -11,12 +11,15 @@ import pytest
 
 from lightning_meta.cli import boundary
 from lightning_meta.cli.main import main as console_main
+from lightning_meta.errors import ConfigError
 from lightning_meta.hpo import fit_command
+from lightning_meta.launch import check_seed
 from tests.conftest import REPO
 
 BAD = {  # command line -> the start of its one line on stderr
     "train": (["lightning-meta", "train", "model=maml", "model.lr_schedule=exponential"], "Error: MAML got lr_schedule"),
     "train.py": (["train.py", "model=maml", "model.lr_schedule=exponential"], "Error: MAML got lr_schedule"),
+    "seed": (["train.py", "seed=-1"], "Error: seed=-1 is invalid: give an integer from 0 to 4294967295"),
     "test": (["lightning-meta", "test", "ckpt_path=missing.ckpt"], "Error: "),
     "predict": (["lightning-meta", "predict", "ckpt_path=missing.ckpt", "support=none", "query=none"],
                 "lightning-meta predict: "),
@@ -68,3 +71,11 @@ def test_hydra_full_error_lets_everything_through(monkeypatch):
     monkeypatch.setattr(fit_command, "fit_mapping", broken)
     with pytest.raises(RuntimeError, match="did not foresee"):
         console_main(["fit", "out.mapping"])
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "abc", True])
+def test_a_seed_numpy_would_refuse_or_lightning_would_truncate_is_refused_at_the_door(seed):
+    with pytest.raises(ConfigError, match=f"seed={seed!r} is invalid"):
+        check_seed(seed)
+    check_seed(0)
+    check_seed(2**32 - 1)

@@ -44,6 +44,9 @@ def main(out: Path) -> None:
     (out / f"rank{trainer.global_rank}.json").write_text(json.dumps(
         {"diverged": model.diverged, "batches": trainer.fit_loop.epoch_loop.batch_progress.total.ready,
          "after_first_step": first.checksum, "final": _checksum(model)}))
+    if torch.distributed.is_initialized():  # gloo's threads joined before the interpreter exits (else it may abort)
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
