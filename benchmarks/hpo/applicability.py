@@ -81,7 +81,7 @@ def report(rows: pd.DataFrame, chosen: float, args) -> str:
     lines = [
         "# Applicability: up to which distance do recorded tasks' results transfer?",
         "",
-        f"Command: `python benchmarks/hpo/applicability.py {shlex.join(args.argv)}` (no training: pool runs only). "
+        f"Command: `{shlex.join(['python', 'benchmarks/hpo/applicability.py', *args.argv])}` (no training: pool runs only). "
         f"Mapping `{args.mapping}`, margin {MARGIN}. One row per held-out task: the rule run with no distance limit; "
         "`realized` = the change's gain over the task's defaults read from the task's own 24 pool runs "
         "(normalized score), 0 where the rule kept the defaults.",

@@ -39,7 +39,7 @@ from scipy import stats
 from lightning_meta.hpo.mappings import MAPPINGS
 from lightning_meta.hpo.space import SearchSpace
 
-from families_lofo import _quiet, _seed, family_frame, train  # its trainings and seeds; it puts pool/ on the path
+from families_lofo import _quiet, _seed, family_frame, run_jobs, train  # its trainings and seeds; it puts pool/ on the path
 from pool.families import FAMILIES, task_by_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,7 +125,7 @@ def report(summary: pd.DataFrame, rows: pd.DataFrame, args, seconds: float, fami
     lines = [
         "# Do no harm: the zero-config callback against the module's own defaults, leave-one-family-out",
         "",
-        f"Command: `python benchmarks/hpo/do_no_harm.py {shlex.join(args.argv)}`; {seconds:.0f} s on "
+        f"Command: `{shlex.join(['python', 'benchmarks/hpo/do_no_harm.py', *args.argv])}`; {seconds:.0f} s on "
         f"{platform.processor() or platform.machine()} ({multiprocessing.cpu_count()} cores); mapping "
         f"`{args.mapping}` fit on the other families' runs; {args.seeds} paired seeds per task (defaults, "
         "zero-config and search trained with the same seeds).",
@@ -236,12 +236,7 @@ def main() -> None:
             tasks = FAMILIES[family][: args.tasks or None]
             jobs += [(method, task.key, paths[family], seed) for task in tasks for seed in range(args.seeds)
                      for method in ("defaults", "zero_config", UNLIMITED, f"search@{SEARCH_FITS}")]
-        with multiprocessing.get_context("spawn").Pool(args.workers) as workers:
-            rows = []
-            for i, row in enumerate(workers.imap_unordered(_job, jobs), 1):
-                rows.append(row)
-                if i % 50 == 0:
-                    print(f"{i}/{len(jobs)} jobs, {time.perf_counter() - started:.0f} s", flush=True)
+        rows = run_jobs(_job, jobs, args.workers, started, every=50, unit="jobs")
     table = pd.DataFrame(rows)
     summary = summarize(table, reference(frame))
     RESULTS.mkdir(exist_ok=True)

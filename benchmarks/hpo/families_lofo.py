@@ -42,7 +42,6 @@ import warnings
 import zlib
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from lightning_meta.hpo.mappings import MAPPINGS
@@ -169,6 +168,17 @@ def _job(job: tuple) -> dict:
         value, config = with_mapping(task_key, argument, seed)
     return {"method": method, "task": task_key, "family": task_key.split("/")[0], "repeat": repeat, "val_acc": value,
             **{f"hp_{k}": v for k, v in config.items()}, "seconds": time.perf_counter() - started}
+
+
+def run_jobs(job, jobs: list, workers: int, started: float, every: int, unit: str) -> list[dict]:
+    """``job`` over ``jobs`` in ``workers`` spawned processes, in completion order, printing progress every ``every``."""
+    rows = []
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for i, row in enumerate(pool.imap_unordered(job, jobs), 1):
+            rows.append(row)
+            if i % every == 0:
+                print(f"{i}/{len(jobs)} {unit}, {time.perf_counter() - started:.0f} s", flush=True)
+    return rows
 
 
 def family_frame(url: str) -> pd.DataFrame:
@@ -356,12 +366,7 @@ def main() -> None:
         previous = [row for path in args.previous for row in map(json.loads, Path(path).read_text().splitlines())]
         done = {(row["method"], row["task"], row.get("repeat", 0)) for row in previous}
         jobs = [(*job, r) for job in jobs for r in range(args.repeats) if (job[0], job[1], r) not in done]
-        with multiprocessing.get_context("spawn").Pool(args.workers) as workers:
-            rows = []
-            for i, row in enumerate(workers.imap_unordered(_job, jobs), 1):
-                rows.append(row)
-                if i % 25 == 0:
-                    print(f"{i}/{len(jobs)} trainings, {time.perf_counter() - started:.0f} s", flush=True)
+        rows = run_jobs(_job, jobs, args.workers, started, every=25, unit="trainings")
     rows += [{"repeat": 0, **row} for row in previous]
     results = scored(pd.DataFrame(rows), ref)
     RESULTS.mkdir(exist_ok=True)

@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from lightning_meta.errors import LightningMetaError
 
@@ -34,7 +34,6 @@ def guarded(command: str, run: Callable[[], T]) -> T:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         end(command, error)
-        raise  # end() always exits; this keeps type checkers content
 
 
 def _users_mistake(error: BaseException) -> str | None:
@@ -50,7 +49,7 @@ def _users_mistake(error: BaseException) -> str | None:
     return None
 
 
-def end(command: str, error: BaseException) -> None:
+def end(command: str, error: BaseException) -> NoReturn:
     """Ends the process for ``error``: its one line and exit 1 if it is a user's mistake, the traceback and exit 2 if
     not."""
     line = _users_mistake(error)

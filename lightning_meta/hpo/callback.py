@@ -185,7 +185,7 @@ class HyperparameterMapping(Callback):
         frame = frame[(frame["task"] == self.task) & frame[columns].notna().all(axis=1)].copy()
         for p in self.mapping.space.params:  # a user's value outside the space (weight_decay=0) counts at its bound
             if p.type != "categorical" and f"hp_{p.name}" in frame:
-                frame[f"hp_{p.name}"] = pd.to_numeric(frame[f"hp_{p.name}"], errors="coerce").clip(p.low, p.high)
+                frame[f"hp_{p.name}"] = p.clip(pd.to_numeric(frame[f"hp_{p.name}"], errors="coerce"))
         return frame if not frame.empty else None
 
     def _say(self, pl_module: pl.LightningModule) -> None:

@@ -131,20 +131,13 @@ def _search_step(mapping: Mapping, features: dict[str, Any], known: dict[str, An
     """Repeated fits on one task: the user's values are tried first among the ones not yet run, then the search
     (``search.py``: expected improvement over the task's runs, the mapping as prior) proposes; nothing runs twice."""
     tried = len(rows)
-    at_bounds = _full_known(mapping.space, known)
+    at_bounds = {p.name: p.clip(known[p.name]) for p in mapping.space.params if p.name in known}  # as runs hold them
     ran_defaults = bool(known) and any(
         all(_close(row.get(f"hp_{n}"), v) for n, v in at_bounds.items()) for row in rows.to_dict("records"))
     if known and not ran_defaults:
         return None, Evidence(False, f"search on this task ({tried} earlier runs): your values are tried first")
     return next_config(mapping, features, rows), Evidence(
         True, f"search on this task ({tried} earlier runs): the largest expected improvement, the mapping as prior")
-
-
-def _full_known(space: SearchSpace, known: dict[str, Any]) -> dict[str, Any]:
-    """The user's values as the observed runs hold them: numbers clipped into the space."""
-    bounds = {p.name: (p.low, p.high) for p in space.params if p.type != "categorical"}
-    return {n: min(max(v, bounds[n][0]), bounds[n][1]) if n in bounds and isinstance(v, (int, float)) else v
-            for n, v in known.items()}
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -177,10 +170,7 @@ def _within(space: SearchSpace, proposal: dict[str, Any], names: list[str]) -> d
                 f"The mapping proposes no {param.name!r} (it tunes {sorted(proposal)}): remove {param.name!r} from "
                 "space= or use a mapping fitted on a space with it."
             )
-        value = proposal[param.name]
-        if param.type != "categorical" and param.low is not None and param.high is not None:
-            value = min(max(value, param.low), param.high)
-        config[param.name] = param.check(value)
+        config[param.name] = param.check(param.clip(proposal[param.name]))
     return config
 
 

@@ -92,7 +92,8 @@ def weigh(
     if not candidates:
         return None, Evidence(False, "no configuration differs from your values in what can be set", listed, first)
     x = space.encode([base] + candidates)
-    gains = np.stack([index.score_at(i, x[1:]) - index.score_at(i, x[:1]) for i, _ in near])
+    scores = np.stack([index.score_at(i, x) for i, _ in near])  # row 0: the user's values
+    gains = scores[:, 1:] - scores[:, :1]
     weights = 1.0 / (np.array([d for _, d in near]) + 0.1)
     mean = weights @ gains / weights.sum()
     std = np.sqrt(weights @ (gains - mean) ** 2 / weights.sum()) / math.sqrt(len(near))
@@ -125,7 +126,7 @@ def _full(space: SearchSpace, values: dict[str, Any], filler: dict[str, Any]) ->
         if p.type == "categorical":
             config[p.name] = value if value in list(p.choices) else filler[p.name]
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            config[p.name] = p.check(min(max(value, p.low), p.high))
+            config[p.name] = p.check(p.clip(value))
         else:
             config[p.name] = filler[p.name]
     return config

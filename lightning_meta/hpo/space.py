@@ -161,6 +161,11 @@ class Param:
             )
         return int(repaired) if self.type == "int" else repaired
 
+    def clip(self, value: Any) -> Any:
+        """A number (or array of numbers) pulled into ``[low, high]``: a user's value outside the space, such as
+        ``weight_decay=0``, counts at the nearest bound. Choices are returned as they are."""
+        return value if self.type == "categorical" else np.clip(value, self.low, self.high)
+
     def conform(self, values: np.ndarray, tolerance: float = ROUND_OFF) -> tuple[np.ndarray, np.ndarray]:
         """``check`` for a column of values: their canonical form and a mask of those ``check`` accepts.
 

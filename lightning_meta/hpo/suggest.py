@@ -14,7 +14,7 @@ import numpy as np
 
 from lightning_meta.errors import ConfigError, LightningMetaError
 from lightning_meta.hpo.fit_command import DEFAULT_MAPPING
-from lightning_meta.hpo.mappings.base import Candidates, Mapping, candidate_configs
+from lightning_meta.hpo.mappings.base import Candidates, Mapping, encode_candidates
 from lightning_meta.hpo.space import SearchSpace
 
 
@@ -62,8 +62,10 @@ def propose(
                 f"The space declares {space.names} but the mapping was fit on {mapping.space.names}: "
                 "give the same hyperparameters (ranges may be narrower)."
             )
-        drawn = isinstance(candidates, int) and not isinstance(candidates, bool)
-        candidates = space.sample(candidates, seed) if drawn else candidate_configs(candidates, space)
+        if isinstance(candidates, int) and not isinstance(candidates, bool):
+            candidates = space.sample(candidates, seed)
+        else:
+            encode_candidates(candidates, space)  # each given one must lie in the narrower space
     configs = mapping.suggest(features, k=k, candidates=candidates, seed=seed)
     mean, std = mapping.predict(features, configs)
     return configs, mean, std

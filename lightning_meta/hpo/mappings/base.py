@@ -42,8 +42,9 @@ class Mapping(ABC):
     ``predict`` and ``suggest`` add their kernel-smoothed residuals (``observed_residual.py``) over
     ``adapt_lengthscale`` of the encoded space, where that ranks the observed trials better than the zero-shot
     answer (leave-one-out); ``None`` turns the correction off (a mapping that adapts itself sets it).
-    ``adapt = False`` is the one switch that turns any adaptation to observed trials off, for every kind. Fits and predictions run with at most ``threads`` threads (``threads.py`` says why); set
-    ``mapping.threads`` to change it.
+    ``adapt = False`` is the one switch that turns any adaptation to observed trials off, for every kind. Fits
+    and predictions run with at most ``threads`` threads (``threads.py`` says why); set ``mapping.threads`` to
+    change it.
     """
 
     exploration: float = 0.0
@@ -139,8 +140,9 @@ class Mapping(ABC):
         with bounded_threads(self.threads):
             if isinstance(candidates, (int, np.integer)) and not isinstance(candidates, bool):
                 return self._suggest_drawn(features, k, observed, int(candidates), seed)
-            x = encode_candidates(candidates, self.space)
-            return picked_configs(candidates, self._rank_free(features, x, k, observed), self.space)
+            frame = candidate_frame(candidates, self.space)
+            picked = self._rank_free(features, encode_candidates(frame, self.space), k, observed)
+            return [self.space.validate(row) for row in frame.iloc[picked].to_dict("records")]
 
     def rank(
         self, features: dict[str, Any], candidates: Sequence[dict] | pd.DataFrame, k: int | None = None,
@@ -329,38 +331,13 @@ def usable_rows(frame: pd.DataFrame, space: SearchSpace) -> tuple[pd.DataFrame, 
     return frame.assign(**canonical)[keep], ", ".join(text for count, text in reasons if count)
 
 
-def candidate_configs(candidates: Sequence[dict] | pd.DataFrame, space: SearchSpace) -> list[dict]:
-    """The given candidate configurations, each checked against ``space`` (ConfigError names the bad one).
+def candidate_frame(candidates: Sequence[dict] | pd.DataFrame, space: SearchSpace) -> pd.DataFrame:
+    """The given configurations as a frame with one column per hyperparameter, in the space's order.
 
-    A DataFrame may name its columns like the hyperparameters or like a pool frame (``hp_<name>``);
-    its other columns are ignored.
+    A DataFrame may name its columns like the hyperparameters or like a pool frame (``hp_<name>``); its other
+    columns are ignored. A list of dicts must give every hyperparameter and no other. Values are checked by
+    ``encode_candidates``.
     """
-    if isinstance(candidates, pd.DataFrame):
-        for prefix in ("", "hp_"):
-            columns = [prefix + n for n in space.names]
-            if all(c in candidates.columns for c in columns):
-                records = candidates[columns].set_axis(space.names, axis=1).to_dict("records")
-                break
-        else:
-            raise ConfigError(
-                f"The candidates DataFrame has no column for each of {space.names} (or hp_<name>): "
-                f"its columns are {list(candidates.columns)}."
-            )
-    elif isinstance(candidates, Sequence) and not isinstance(candidates, str):
-        records = list(candidates)
-    else:
-        raise ConfigError(
-            f"candidates={candidates!r} is invalid: give a number of random draws, a list of configurations "
-            "(dicts) or a DataFrame of them."
-        )
-    if not records:
-        raise ConfigError("candidates is empty: give at least one configuration to rank.")
-    return [space.validate(c) for c in records]
-
-
-def encode_candidates(candidates: Sequence[dict] | pd.DataFrame, space: SearchSpace) -> np.ndarray:
-    """The given configurations encoded, validated once, column by column (``Param.conform``); ConfigError names
-    the first bad one."""
     if isinstance(candidates, pd.DataFrame):
         for prefix in ("", "hp_"):
             if all(prefix + n in candidates.columns for n in space.names):
@@ -383,6 +360,7 @@ def encode_candidates(candidates: Sequence[dict] | pd.DataFrame, space: SearchSp
         if missing:
             raise ConfigError(f"A candidate configuration lacks hyperparameters {missing}: give a value for each of "
                               f"{space.names}.")
+        frame = frame[space.names]
     else:
         raise ConfigError(
             f"candidates={candidates!r} is invalid: give a number of random draws, a list of configurations "
@@ -390,7 +368,13 @@ def encode_candidates(candidates: Sequence[dict] | pd.DataFrame, space: SearchSp
         )
     if frame.empty:
         raise ConfigError("candidates is empty: give at least one configuration to rank.")
-    hp = frame.set_axis([f"hp_{n}" for n in space.names], axis=1)
+    return frame
+
+
+def encode_candidates(candidates: Sequence[dict] | pd.DataFrame, space: SearchSpace) -> np.ndarray:
+    """The given configurations encoded, validated once, column by column (``Param.conform``); ConfigError names
+    the first bad one. ``candidates`` may also be what ``candidate_frame`` returned."""
+    hp = candidate_frame(candidates, space).set_axis([f"hp_{n}" for n in space.names], axis=1)
     canonical = {}
     for p in space.params:
         canonical[f"hp_{p.name}"], ok = p.conform(hp[f"hp_{p.name}"].to_numpy())
@@ -398,15 +382,6 @@ def encode_candidates(candidates: Sequence[dict] | pd.DataFrame, space: SearchSp
             bad = hp[f"hp_{p.name}"].to_numpy()[~ok][0]
             p.check(bad.item() if isinstance(bad, np.generic) else bad)  # raises the one-line error naming it
     return encode_frame(hp.assign(**canonical), space)
-
-
-def picked_configs(candidates: Sequence[dict] | pd.DataFrame, picked: np.ndarray, space: SearchSpace) -> list[dict]:
-    """The candidates at ``picked`` as configurations (canonical values, the space's order)."""
-    if isinstance(candidates, pd.DataFrame):
-        prefix = "" if all(n in candidates.columns for n in space.names) else "hp_"
-        rows = candidates.iloc[picked][[prefix + n for n in space.names]].set_axis(space.names, axis=1)
-        return [space.validate(row) for row in rows.to_dict("records")]
-    return [space.validate(candidates[i]) for i in picked]
 
 
 DIRECTIONS = {"maximize": 1.0, "max": 1.0, "minimize": -1.0, "min": -1.0}
