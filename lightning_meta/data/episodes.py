@@ -74,14 +74,24 @@ class EpisodeDataset(Dataset):
     """Map-style dataset whose item ``i`` is episode ``i`` of ``seed``.
 
     Returns ``(support_x [N*K, C, H, W], support_y [N*K], query_x [N*Q, C, H, W], query_y [N*Q])``
-    with labels remapped to ``0..N-1`` in a random class order, grouped by class.
+    with labels remapped to ``0..N-1`` in a random class order, grouped by class. ``augment`` (e.g. a torchvision
+    ``transforms.v2`` pipeline) is applied to each input on its own, with torch's random state seeded from the
+    episode's, so an augmented episode too is a pure function of ``(seed, index)``.
     """
 
-    def __init__(self, classes: ClassImages, spec: EpisodeSpec, num_episodes: int, seed: int | tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        classes: ClassImages,
+        spec: EpisodeSpec,
+        num_episodes: int,
+        seed: int | tuple[int, ...],
+        augment: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
         self.classes = classes
         self.spec = spec
         self.num_episodes = num_episodes
         self.seed = tuple(seed) if isinstance(seed, (tuple, list)) else (int(seed),)
+        self.augment = augment
         spec.check(classes, "EpisodeDataset")
         self.alphabets = alphabet_groups(classes, spec.ways) if spec.within_alphabet else None
 
@@ -102,12 +112,20 @@ class EpisodeDataset(Dataset):
             support.append(images[:k])
             query.append(images[k:])
         labels = torch.arange(n)
-        return (
-            torch.cat(support),
-            labels.repeat_interleave(k),
-            torch.cat(query) if q else torch.empty(0, *self.classes.input_shape),
-            labels.repeat_interleave(q),
-        )
+        support_x = torch.cat(support)
+        query_x = torch.cat(query) if q else torch.empty(0, *self.classes.input_shape)
+        if self.augment is not None:
+            support_x, query_x = self._augmented(support_x, query_x, int(rng.integers(2**63)))
+        return support_x, labels.repeat_interleave(k), query_x, labels.repeat_interleave(q)
+
+    def _augmented(self, support_x: Tensor, query_x: Tensor, seed: int) -> tuple[Tensor, Tensor]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            out = [torch.stack([self.augment(x) for x in xs]) if len(xs) else xs for xs in (support_x, query_x)]
+        if out[0].shape[1:] != support_x.shape[1:]:
+            raise DataError(f"The augmentation changes the input shape {tuple(support_x.shape[1:])} to "
+                            f"{tuple(out[0].shape[1:])}. Fix: keep the size (e.g. RandomResizedCrop(size=...) at the image size).")
+        return out[0], out[1]
 
 
 class EpisodeSampler(Sampler[int]):

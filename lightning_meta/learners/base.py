@@ -138,6 +138,9 @@ class MetaLearner(L.LightningModule):
         #: How the training images were made from raw ones (``data.preprocessing.describe``); set from the
         #: datamodule when fitting starts, kept in checkpoints.
         self.preprocessing: dict[str, Any] | None = None
+        #: The data's training-time augmentation in words, recorded in checkpoints as applied in training only:
+        #: ``predict_task`` prepares inputs with ``preprocessing`` alone.
+        self.training_augmentation: str | None = None
         self.val_acc = MeanMetric()
         self.test_accs = CatMetric()
 
@@ -225,16 +228,20 @@ class MetaLearner(L.LightningModule):
         recorded = getattr(self.trainer.datamodule, "preprocessing", None)
         if recorded is not None:
             self.preprocessing = dict(recorded)
+        self.training_augmentation = getattr(self.trainer.datamodule, "training_augmentation", None)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = {"learner": type(self).__name__, "backbone": self.hparams.get("backbone"),
-                                      "preprocessing": self.preprocessing}
+                                      "preprocessing": self.preprocessing,
+                                      "training_augmentation": self.training_augmentation}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuses a checkpoint of another learner or backbone in one line (Lightning calls this before loading
         the weights, in ``load_from_checkpoint`` and in ``Trainer.fit/test(ckpt_path=...)``)."""
         check_fits(self, checkpoint)
-        self.preprocessing = (checkpoint.get(CHECKPOINT_KEY) or {}).get("preprocessing")
+        record = checkpoint.get(CHECKPOINT_KEY) or {}
+        self.preprocessing = record.get("preprocessing")
+        self.training_augmentation = record.get("training_augmentation")
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, acc = self.meta_loss(batch)
