@@ -6,7 +6,9 @@ See ``conf/`` for the config groups and ``README.md`` for examples (multirun, ex
 import hydra
 from omegaconf import DictConfig
 
+from lightning_meta.cli.boundary import guarded
 from lightning_meta.cli.train import objective
+from lightning_meta.preflight import check_override_keys
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -15,4 +17,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    guarded("Error", check_override_keys)  # a misspelt key: one line naming the nearest one (Hydra's has no hint)
     main()

@@ -8,11 +8,12 @@ the argument, the value, what is allowed and the fix, before any data is read or
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
@@ -34,6 +35,7 @@ PositiveInt = Annotated[int, Field(ge=1), Allowed("an integer >= 1")]
 NonNegativeInt = Annotated[int, Field(ge=0), Allowed("an integer >= 0")]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False), Allowed("a finite number > 0")]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False), Allowed("a finite number >= 0")]
+ImageSize = Annotated[int, Field(ge=1, le=1024), Allowed("an integer from 1 to 1024 (pixels per side)")]
 PositiveInts = Annotated[Sequence[PositiveInt], Field(min_length=1), Allowed("a non-empty list of integers >= 1")]
 
 _STRICT = ConfigDict(strict=True, arbitrary_types_allowed=True)
@@ -65,7 +67,9 @@ def check_arguments(owner: Callable, values: Mapping[str, Any], who: str | None 
     who = who or name
     for key, value in values.items():
         if key not in taken:
-            raise ConfigError(f"{who} got {prefix}{key}={_show(value)}, which {name} does not take. Fix: "
+            near = nearest(str(key), taken)
+            guess = f" Did you mean {prefix}{near}?" if near else ""
+            raise ConfigError(f"{who} got {prefix}{key}={_show(value)}, which {name} does not take.{guess} Fix: "
                               f"correct or remove it; {name} takes {', '.join(taken)}.")
         func, parameter = taken[key]
         if key not in _hints(func):
@@ -78,6 +82,79 @@ def check_arguments(owner: Callable, values: Mapping[str, Any], who: str | None 
             default = "" if parameter.default is parameter.empty else f", e.g. its default {_show(parameter.default)}"
             raise ConfigError(f"{who} got {prefix}{key}={_show(value)}, but {key} must be {allowed} "
                               f"({reason[0].lower()}{reason[1:]}). Fix: set {prefix}{key} to {allowed}{default}.") from None
+
+
+def nearest(key: str, options: Iterable[str]) -> str | None:
+    """The option a misspelt ``key`` most likely meant (``max_epoch`` -> ``max_epochs``), if one is close enough."""
+    found = difflib.get_close_matches(key, [str(o) for o in options], n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+HYDRA_KEYS = frozenset({"_target_", "_recursive_", "_convert_", "_partial_", "_args_"})
+
+
+def check_target_keys(node: Any, where: str) -> None:
+    """Raises ``ConfigError`` for a key of a ``_target_`` node in ``node`` (at any depth) that its target does not
+    take, naming the nearest argument it does. Why: a key added with ``+`` or by an experiment file
+    (``+trainer.max_epoch=1``) otherwise ends in the target's TypeError, after the data is loaded."""
+    if isinstance(node, (DictConfig, ListConfig)):  # unresolved: ${hydra:...} has no value outside a Hydra job
+        node = OmegaConf.to_container(node, resolve=False)
+    if isinstance(node, (list, tuple)):
+        for i, child in enumerate(node):
+            check_target_keys(child, f"{where}[{i}]")
+        return
+    if not isinstance(node, Mapping):
+        return
+    target = node.get("_target_")
+    if isinstance(target, str):
+        _check_target(target, [str(k) for k in node if k not in HYDRA_KEYS], node, where)
+    for key, child in node.items():
+        if isinstance(child, (Mapping, list, tuple)):
+            check_target_keys(child, f"{where}.{key}")
+
+
+def _check_target(target: str, keys: list[str], node: Any, where: str) -> None:
+    from hydra.utils import get_object
+
+    try:
+        owner = get_object(target)
+    except Exception:  # noqa: BLE001 -- an unknown target: instantiating it names it
+        return
+    if not callable(owner):
+        return
+    taken = _keywords(owner)
+    if taken is None:
+        return
+    for key in keys:
+        if key not in taken:
+            near = nearest(key, taken)
+            value = _show(node[key])
+            fix = (f": did you mean {where}.{near}? Fix: {where}.{near}={value}" if near else
+                   f". Fix: remove it; {target.rsplit('.', 1)[-1]} takes {', '.join(taken)}")
+            raise ConfigError(f"{where}.{key}={value} is not an argument of {target}{fix}.")
+    if not target.startswith("lightning_meta."):  # ours check their values when built, with their own words
+        given = {k: node[k] for k in keys if not (isinstance(node[k], str) and "${" in node[k])}
+        try:
+            check_arguments(owner, given, who=target.rsplit(".", 1)[-1], prefix=f"{where}.")
+        except ConfigError:
+            raise
+        except Exception:  # noqa: BLE001 -- a library's hint pydantic cannot read: Lightning checks that value itself
+            return
+
+
+@functools.cache
+def _keywords(owner: Callable) -> tuple[str, ...] | None:
+    """The keyword arguments a call of ``owner`` takes (a class: its first ``__init__`` along the MRO, the one that
+    runs); None when that takes ``**kwargs`` or has no signature, so no key can be called unknown."""
+    inits = [vars(c).get("__init__") for c in owner.__mro__] if isinstance(owner, type) else [owner]
+    func = next((f for f in inits if inspect.isfunction(f) or inspect.ismethod(f)), None)
+    try:
+        parameters = inspect.signature(func).parameters.values() if func else ()
+    except (TypeError, ValueError):
+        return None
+    if func is None or any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return tuple(p.name for p in parameters if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 F = TypeVar("F", bound=Callable)

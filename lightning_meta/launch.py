@@ -12,16 +12,21 @@ from typing import Any
 
 from hydra.utils import get_class
 
+from lightning_meta.checks import check_target_keys
 from lightning_meta.errors import ConfigError
 from lightning_meta.learners.base import MetaLearner
 
 
 def check_launch(cfg: Mapping[str, Any]) -> None:
-    """Raises ``ConfigError`` for a seed out of numpy's range (``check_seed``), if ``data.meta_batch_size`` does not
+    """Raises ``ConfigError`` for a seed out of numpy's range (``check_seed``), a key a ``_target_`` does not take
+    (``check_target_keys``), accelerators the machine does not have (``check_devices``), if ``data.meta_batch_size`` does not
     split over the processes the trainer launches, or if the learner trains on query images and ``data.train`` has
     none (``MetaLearner.check_training_queries``)."""
     check_seed(cfg.get("seed", 0))
+    for group in ("trainer", "data", "model", "callbacks", "logger"):
+        check_target_keys(cfg.get(group), group)
     data, trainer = cfg.get("data") or {}, cfg.get("trainer") or {}
+    check_devices(trainer)
     size, processes = data.get("meta_batch_size", 32), ddp_processes(trainer)
     if processes and type(size) is int and size % processes:  # a size of another type: the datamodule says why
         devices, nodes = trainer.get("devices"), trainer.get("num_nodes", 1)
@@ -50,6 +55,57 @@ def check_seed(seed: Any) -> None:
         return
     if isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high:
         raise ConfigError(f"seed={seed!r} is invalid: give an integer from {low} to {high}, e.g. seed=42.")
+
+
+ACCELERATORS = {"gpu": "cuda", "cuda": "cuda", "mps": "mps"}  # the ones this machine may lack; cpu never is
+
+
+def check_devices(trainer: Mapping[str, Any]) -> None:
+    """Raises ``ConfigError`` when ``trainer.accelerator`` names GPUs (or MPS) the machine lacks, or ``trainer.devices``
+    asks for more of them than it has. Why: Lightning finds out only when the Trainer is built, after the data is
+    loaded, and says it in a traceback."""
+    accelerator = str(trainer.get("accelerator", "auto")).lower()
+    kind = ACCELERATORS.get(accelerator)
+    if kind is None:
+        return
+    have = available_devices(kind)
+    devices = trainer.get("devices", "auto")
+    ids = _device_ids(devices)
+    wanted = max(ids) + 1 if ids else _device_count(devices)
+    cpu = "trainer=cpu (or trainer.accelerator=cpu)"
+    if have == 0:
+        raise ConfigError(f"trainer.accelerator={accelerator} asks for a {kind.upper()} device but this machine has none. "
+                          f"Fix: {cpu}.")
+    if wanted is not None and wanted > have:
+        asked = f"device index {max(ids)}" if ids else f"{wanted} devices"
+        raise ConfigError(f"trainer.devices={devices!r} asks for {asked} but this machine has {have} {kind.upper()} "
+                          f"device(s). Fix: trainer.devices={have}, or {cpu}.")
+
+
+def available_devices(kind: str) -> int:
+    """How many devices of ``kind`` (``cuda``, ``mps``) this machine has."""
+    import torch
+
+    if kind == "cuda":
+        return torch.cuda.device_count()
+    return int(torch.backends.mps.is_available())
+
+
+def _device_ids(devices: Any) -> list[int] | None:
+    """The device indices a list (``[0, 1]``) or a string with a comma (``"0,1"``) names; None for a count."""
+    if isinstance(devices, str) and "," in devices:
+        parts = [d.strip() for d in devices.split(",") if d.strip()]
+        return [int(d) for d in parts] if all(d.isdigit() for d in parts) else None
+    if isinstance(devices, Sequence) and not isinstance(devices, str):
+        return [d for d in devices if isinstance(d, int) and not isinstance(d, bool)] or None
+    return None
+
+
+def _device_count(devices: Any) -> int | None:
+    """How many devices an int (or ``"4"``) asks for; None for ``auto`` and -1 (all there are)."""
+    if isinstance(devices, str) and devices.strip().isdigit():
+        devices = int(devices)
+    return devices if isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1 else None
 
 
 def ddp_processes(trainer: Mapping[str, Any]) -> int | None:

@@ -88,7 +88,7 @@ def test_evaluation_episodes_without_queries_are_refused():
 
 def test_loader_arguments_are_checked_when_the_datamodule_is_built(tmp_path):
     _refused(lambda: EpisodicDataModule(dataset_kwargs={"imagesize": 32}),
-             r"^EpisodicDataModule got dataset_kwargs\.imagesize=32, which load_omniglot does not take\. Fix: correct "
+             r"^EpisodicDataModule got dataset_kwargs\.imagesize=32, which load_omniglot does not take\. Did you mean dataset_kwargs\.image_size\? Fix: correct "
              r"or remove it; load_omniglot takes root, image_size, split, download, rotations, val_alphabets, split_seed\.$")
     _refused(lambda: EpisodicDataModule(dataset_kwargs={"image_size": 0}), r"dataset_kwargs\.image_size=0, but image_size")
     _refused(lambda: EpisodicDataModule(dataset="miniimagenet"), r"got root=null, but root must be a string or a path")

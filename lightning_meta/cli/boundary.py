@@ -36,7 +36,7 @@ def guarded(command: str, run: Callable[[], T]) -> T:
         end(command, error)
 
 
-def _users_mistake(error: BaseException) -> str | None:
+def users_mistake(error: BaseException) -> str | None:
     """The one line for a user's mistake: our errors, and Hydra's and OmegaConf's refusals of an override or config."""
     ours = project_error(error)
     if ours is not None:
@@ -45,14 +45,23 @@ def _users_mistake(error: BaseException) -> str | None:
     from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(error, (HydraException, OmegaConfBaseException)):
-        return " ".join(str(error).split())
+        return _misspelt_key(error) or " ".join(str(error).split())
     return None
+
+
+def _misspelt_key(error: BaseException) -> str | None:
+    """For an override of a key the config does not have (``trainer.max_epoch=1``): the line naming the nearest key
+    it does have, instead of Hydra's advice to append the misspelt one with ``+``."""
+    from lightning_meta.preflight import misspelt_key
+
+    found = misspelt_key(error)
+    return str(found) if found else None
 
 
 def end(command: str, error: BaseException) -> NoReturn:
     """Ends the process for ``error``: its one line and exit 1 if it is a user's mistake, the traceback and exit 2 if
     not."""
-    line = _users_mistake(error)
+    line = users_mistake(error)
     if line is not None:
         print(f"{command}: {line}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None

@@ -56,7 +56,9 @@ def _hydra_run(overrides: list[str]) -> None:
     import hydra
 
     from lightning_meta.cli.train import objective
+    from lightning_meta.preflight import check_override_keys
 
+    check_override_keys(overrides)
     sys.argv = ["lightning-meta", *overrides]
     hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(objective)()
 

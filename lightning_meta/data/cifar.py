@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_meta.checks import PositiveInt, checked
+from lightning_meta.checks import ImageSize, checked
 from lightning_meta.data.classes import ClassImages
 from lightning_meta.data.decoded_images import STAGES, StoredSplit, resize_array
 from lightning_meta.data.download import download as fetch
@@ -33,7 +33,7 @@ def _split_file(split: str, stage: str) -> Path:
 
 
 @checked
-def load_cifarfs(root: str | Path, image_size: PositiveInt = 32, download: bool = False) -> dict[str, ClassImages]:
+def load_cifarfs(root: str | Path, image_size: ImageSize = 32, download: bool = False) -> dict[str, ClassImages]:
     """CIFAR-FS: 64/16/20 CIFAR-100 classes, listed as ``[superclass, class]`` in the shipped split."""
     cifar = _load_cifar100(Path(root).expanduser(), download)
     out = {}
@@ -51,7 +51,7 @@ def load_cifarfs(root: str | Path, image_size: PositiveInt = 32, download: bool 
 
 
 @checked
-def load_fc100(root: str | Path, image_size: PositiveInt = 32, download: bool = False) -> dict[str, ClassImages]:
+def load_fc100(root: str | Path, image_size: ImageSize = 32, download: bool = False) -> dict[str, ClassImages]:
     """FC100: the CIFAR-100 classes of 12/4/4 superclasses listed in the shipped split."""
     cifar = _load_cifar100(Path(root).expanduser(), download)
     out = {}

@@ -22,7 +22,9 @@ class ClassImages:
 
     ``view(images, k)`` may derive a class from stored rows, e.g. Omniglot's rotations: stored
     class ``c`` is served as ``views`` classes ``c * views + k``. ``alphabets`` (one per served class, or
-    None) groups classes for within-alphabet episodes, e.g. Omniglot's alphabets. ``preprocessing`` records how
+    None) groups classes for within-alphabet episodes, e.g. Omniglot's alphabets. ``drawers`` says that row ``r`` of
+    every class is by the same drawer ``r`` (Omniglot's ``_YY`` file numbers), which Lake's protocol draws by.
+    ``preprocessing`` records how
     the loader made the pixels (``preprocessing.describe``), so that a trained model can be given new images.
     """
 
@@ -35,6 +37,7 @@ class ClassImages:
         view: Callable[[Tensor, int], Tensor] | None = None,
         preprocessing: Mapping[str, Any] | None = None,
         alphabets: Sequence[str] | None = None,
+        drawers: bool = False,
     ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise DataError(f"ClassImages expects a uint8 tensor [N, C, H, W], got {images.dtype} {tuple(images.shape)}.")
@@ -52,6 +55,7 @@ class ClassImages:
         self.view = view
         self.preprocessing = dict(preprocessing) if preprocessing is not None else None
         self.alphabets = list(alphabets) if alphabets is not None else None
+        self.drawers = drawers
 
     @property
     def num_classes(self) -> int:
@@ -90,4 +94,5 @@ class ClassImages:
             self.view,
             self.preprocessing,
             self.alphabets + other.alphabets if self.alphabets is not None and other.alphabets is not None else None,
+            self.drawers and other.drawers,
         )

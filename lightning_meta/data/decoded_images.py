@@ -37,6 +37,17 @@ class StoredSplit(NamedTuple):
         return ClassImages(torch.from_numpy(self.images), self.sizes, self.names, preprocessing=preprocessing)
 
 
+def check_fits_in_memory(images: int, channels: int, image_size: int, setting: str) -> None:
+    """Refuses, before decoding, an ``image_size`` whose uint8 arrays would take over half of this machine's memory
+    (the loader holds them all, and a resize needs a float copy of a chunk): one line instead of a MemoryError."""
+    need = images * channels * image_size**2
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > total / 2:
+        largest = int((total / 2 / (images * channels)) ** 0.5)
+        raise DataError(f"{setting}={image_size} makes {images} images of {need / 2**30:.1f} GiB, more than half of this "
+                        f"machine's {total / 2**30:.0f} GiB. Fix: set {setting} <= {largest} (e.g. the usual 28 or 84).")
+
+
 def decode_image(source: str | Path, image_size: int, channels: int) -> np.ndarray:
     """One image file as uint8 ``[channels, image_size, image_size]`` (``preprocessing.photo_pixels``)."""
     try:

@@ -4,10 +4,15 @@ An episode is a pure function of ``(seed, index)``: the same index gives the sam
 process, worker or rank. Evaluation uses indices ``0..n-1`` (a fixed set); training uses
 ``EpisodeSampler``, which hands out fresh indices every epoch.
 
-``within_alphabet`` episodes draw all their classes from one alphabet (``ClassImages.alphabets``), the
-protocol of Lake et al.'s 20-way one-shot runs on Omniglot: the episode's alphabet is drawn uniformly
-among those with at least ``ways`` classes, and alphabets with fewer are skipped (a 20-way episode cannot
-come from Tagalog's 17 characters); if no alphabet is large enough the episode shape is refused.
+``within_alphabet`` episodes draw all their classes from one alphabet (``ClassImages.alphabets``): the
+episode's alphabet is drawn uniformly among those with at least ``ways`` classes, and alphabets with fewer are
+skipped (a 20-way episode cannot come from Tagalog's 17 characters); if no alphabet is large enough the episode
+shape is refused.
+
+``drawers="lake"`` builds episodes as Lake et al.'s (2015) 20 official one-shot runs are built: on top of one
+alphabet, every support image is by one drawer and every query by one other drawer, one of each per class.
+Drawn at random per image (``drawers="any"``), a query is often by the drawer of its own support image, whose hand
+it shares: an easier and a different task.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
+from typing import Literal
 
 import numpy as np
 import torch
@@ -29,12 +35,14 @@ from lightning_meta.errors import DataError
 @dataclass(frozen=True)
 class EpisodeSpec:
     """Ways (classes per task), shots (support images per class) and queries (query images per class); with
-    ``within_alphabet`` all classes of a task come from one alphabet. Checked when built (``lightning_meta.checks``)."""
+    ``within_alphabet`` all classes of a task come from one alphabet, with ``drawers="lake"`` all support images from
+    one drawer and all queries from another (see the module's docstring). Checked when built (``lightning_meta.checks``)."""
 
     ways: PositiveInt
     shots: PositiveInt
     queries: NonNegativeInt
     within_alphabet: bool = False
+    drawers: Literal["any", "lake"] = "any"
 
     def __post_init__(self) -> None:
         check_arguments(EpisodeSpec, {f.name: getattr(self, f.name) for f in fields(self)})
@@ -48,9 +56,12 @@ class EpisodeSpec:
             )
         need = self.shots + self.queries
         if need > classes.min_samples:
+            fix = (f"make shots + queries <= {classes.min_samples}" if classes.min_samples >= 2 else
+                   "give every class at least 2 images (1 shot + 1 query: evaluation measures accuracy on queries), "
+                   "e.g. leave out the classes with a single image")
             raise DataError(
                 f"{where}: shots + queries = {self.shots} + {self.queries} = {need} images per class, but some "
-                f"classes have only {classes.min_samples}. Fix: make shots + queries <= {classes.min_samples}."
+                f"classes have only {classes.min_samples}. Fix: {fix}."
             )
         if self.within_alphabet and classes.alphabets is None:
             raise DataError(f"{where}: within_alphabet episodes need each class's alphabet, which this data set does "
@@ -59,6 +70,13 @@ class EpisodeSpec:
             largest = max(Counter(classes.alphabets).values())
             raise DataError(f"{where}: {self.ways}-way within-alphabet episodes need an alphabet of {self.ways} classes, "
                             f"but the largest has {largest}. Fix: lower ways to <= {largest}, or within_alphabet=false.")
+        if self.drawers == "lake" and (self.shots, self.queries, self.within_alphabet) != (1, 1, True):
+            raise DataError(f"{where}: drawers=lake builds Lake's one-shot runs, one support and one query image per class "
+                            f"of one alphabet, but got shots={self.shots}, queries={self.queries}, within_alphabet="
+                            f"{str(self.within_alphabet).lower()}. Fix: set shots=1, queries=1, within_alphabet=true.")
+        if self.drawers == "lake" and not classes.drawers:
+            raise DataError(f"{where}: drawers=lake needs images stored by drawer (row r of every class by drawer r), "
+                            "which only Omniglot records. Fix: use data=omniglot_lake or drawers=any.")
 
 
 def alphabet_groups(classes: ClassImages, ways: int) -> list[np.ndarray]:
@@ -106,8 +124,9 @@ class EpisodeDataset(Dataset):
         else:
             chosen = rng.choice(self.alphabets[rng.integers(len(self.alphabets))], size=n, replace=False)
         support, query = [], []
+        drawers = rng.choice(self.classes.min_samples, size=2, replace=False) if self.spec.drawers == "lake" else None
         for c in chosen:
-            idx = rng.choice(self.classes.num_samples(int(c)), size=k + q, replace=False)
+            idx = drawers if drawers is not None else rng.choice(self.classes.num_samples(int(c)), size=k + q, replace=False)
             images = self.classes.get(int(c), idx.tolist())
             support.append(images[:k])
             query.append(images[k:])

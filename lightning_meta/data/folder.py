@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from lightning_meta.checks import NonNegativeFloat, NonNegativeInt, PositiveInt, checked
+from lightning_meta.checks import ImageSize, NonNegativeFloat, NonNegativeInt, checked
 from lightning_meta.data.class_split import split_classes
 from lightning_meta.data.classes import ClassImages
 from lightning_meta.data.decoded_images import STAGES, StoredSplit, cached_splits, decode_image, fingerprint
@@ -28,7 +28,7 @@ IMAGE_SUFFIXES = frozenset(ext.lower() for ext, fmt in Image.registered_extensio
 @checked
 def load_folder(
     root: str | Path,
-    image_size: PositiveInt = 84,
+    image_size: ImageSize = 84,
     channels: Literal[1, 3] = 3,
     split: Mapping[str, Sequence[str]] | str | Path | None = None,
     ratios: Sequence[NonNegativeFloat] = (0.64, 0.16, 0.20),

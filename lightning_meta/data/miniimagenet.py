@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_meta.checks import PositiveInt, checked
+from lightning_meta.checks import ImageSize, checked
 from lightning_meta.data.classes import ClassImages
 from lightning_meta.data.decoded_images import (
     STAGES,
@@ -45,7 +45,7 @@ def shipped_split_dir() -> Path:
 
 
 @checked
-def load_miniimagenet(root: str | Path, image_size: PositiveInt = 84, download: bool = False) -> dict[str, ClassImages]:
+def load_miniimagenet(root: str | Path, image_size: ImageSize = 84, download: bool = False) -> dict[str, ClassImages]:
     """The three stages of miniImageNet found in ``root`` as uint8 RGB images of ``image_size``."""
     root = Path(root).expanduser()
     pickles = {s: root / PICKLE_NAME.format(stage=s) for s in STAGES}

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_meta.checks import NonNegativeInt, PositiveInt, checked
+from lightning_meta.checks import ImageSize, NonNegativeInt, PositiveInt, checked
 from lightning_meta.data.classes import ClassImages
+from lightning_meta.data.decoded_images import check_fits_in_memory
 from lightning_meta.data.omniglot_splits import Split, StageCharacters, rotate, stage_characters
 from lightning_meta.data.omniglot_zips import load_omniglot_zips
 from lightning_meta.data.preprocessing import describe, to_ink
@@ -26,6 +27,7 @@ from lightning_meta.errors import DataError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SHIPPED = ASSETS / "omniglot"
+CHARACTERS, DRAWINGS = 1623, 20
 SHA256 = {
     "images_background.npz": "8bf84167413cd00beacdce3fe582f780ab538d8dbef043a6d688f2527bbce199",
     "images_evaluation.npz": "0b84c7ffd94c4841c0040e529c86a82eaaccb986d8eadad5673f7991b7475276",
@@ -35,7 +37,7 @@ SHA256 = {
 @checked
 def load_omniglot(
     root: str | Path | None = None,
-    image_size: PositiveInt = 28,
+    image_size: ImageSize = 28,
     split: Split = "vinyals",
     download: bool = False,
     rotations: bool = True,
@@ -58,6 +60,7 @@ def load_omniglot(
             "to use the arrays shipped with lightning_meta, put the official images_background.zip and "
             "images_evaluation.zip there, or set data.dataset_kwargs.download=true to fetch them."
         )
+    check_fits_in_memory(CHARACTERS * DRAWINGS, 1, image_size, "data.dataset_kwargs.image_size")
     images, names = _characters(str(folder), int(image_size))
     row = {n: i for i, n in enumerate(names)}
     return {stage: _classes(images, [row[c] for c in chars.characters], chars)
@@ -69,7 +72,7 @@ def _classes(images: Tensor, rows: list[int], chars: StageCharacters) -> ClassIm
     flat = picked.reshape(-1, 1, *picked.shape[-2:])
     return ClassImages(flat, [picked.shape[1]] * len(rows), chars.class_names, views=chars.views,
                        view=rotate if chars.views > 1 else None, preprocessing=describe(picked.shape[-1], 1, "ink"),
-                       alphabets=chars.alphabets)
+                       alphabets=chars.alphabets, drawers=True)
 
 
 @functools.lru_cache(maxsize=2)

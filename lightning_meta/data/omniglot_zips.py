@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lightning_meta.checks import NonNegativeInt, PositiveInt, checked
+from lightning_meta.checks import ImageSize, NonNegativeInt, PositiveInt, checked
 from lightning_meta.data.classes import ClassImages
 from lightning_meta.data.decoded_images import StoredSplit, cached_splits, fingerprint
 from lightning_meta.data.download import download as fetch
@@ -36,7 +36,7 @@ _PNG = re.compile(r"^[^/]+/([^/]+/character\d+)/\d+_\d+\.png$")
 @checked
 def load_omniglot_zips(
     root: str | Path,
-    image_size: PositiveInt = 28,
+    image_size: ImageSize = 28,
     split: Split = "vinyals",
     download: bool = False,
     rotations: bool = True,
@@ -71,6 +71,11 @@ def load_omniglot_zips(
     return {stage: _gather(parts, characters, chars) for stage, chars in stages.items()}
 
 
+DRAWERS = 20
+"""Drawings per character in the official zips, one per drawer (``_01`` to ``_20``): with all of them, row ``r`` of
+every character is drawer ``r + 1``."""
+
+
 def _gather(parts: dict[str, StoredSplit], characters: dict, chars: StageCharacters) -> ClassImages:
     absent = [c for c in chars.characters if c not in characters]
     if absent:
@@ -82,7 +87,7 @@ def _gather(parts: dict[str, StoredSplit], characters: dict, chars: StageCharact
     images = torch.from_numpy(np.concatenate(blocks))
     return ClassImages(images, [len(b) for b in blocks], chars.class_names, views=chars.views,
                        view=rotate if chars.views > 1 else None, preprocessing=describe(images.shape[-1], 1, "ink"),
-                       alphabets=chars.alphabets)
+                       alphabets=chars.alphabets, drawers=all(len(b) == DRAWERS for b in blocks))
 
 
 def _read_zip(path: Path, image_size: int) -> StoredSplit:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import platform
+import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import create_engine, event, func, select, text, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -96,6 +97,33 @@ def _strip(column: str, prefix: str) -> str:
     return column[len(prefix) :] if column.startswith(prefix) else column
 
 
+EXAMPLES = "e.g. 'sqlite:///experience.db' (a file here), 'sqlite:////abs/path.db' or 'postgresql+psycopg://user@host/db'"
+
+
+def parse_url(url: str) -> URL:
+    """``url`` parsed by SQLAlchemy, or a ``PoolError`` naming it and the fix of its typo. Why at construction: the
+    typos (``sqlite://file.db``, ``sqlite:/file.db``, ``postgres://``) otherwise fail later, in SQLAlchemy's words,
+    or as a missing driver."""
+    text = re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", str(url))  # the message never shows a password
+    scheme, sep, rest = text.partition("://")
+    fix = None
+    if not sep and text.startswith("sqlite:"):
+        fix = f"sqlite:///{text.removeprefix('sqlite:').lstrip('/')}"  # one slash too few
+    elif not sep and re.fullmatch(r"[\w./~-]+", text):
+        fix = f"sqlite:///{text}"  # a file name without the scheme
+    elif scheme.split("+")[0] == "postgres":
+        fix = f"postgresql{scheme.removeprefix('postgres')}://{rest}"  # SQLAlchemy dropped the postgres alias
+    elif scheme.split("+")[0] == "sqlite" and rest and not rest.startswith("/"):
+        fix = f"{scheme}:///{rest}"  # two slashes: the file name would be read as a host
+    if fix is not None:
+        raise PoolError(f"Experience pool URL {text!r} is not a database URL SQLAlchemy takes. Fix: {fix!r} "
+                        f"({EXAMPLES}).")
+    try:
+        return make_url(str(url))
+    except (ArgumentError, ValueError) as err:  # ValueError: a port that is not a number
+        raise PoolError(f"Experience pool URL {text!r} is not a database URL ({err}). Fix: use {EXAMPLES}.") from None
+
+
 class ExperiencePool:
     """Runs of base learners stored through SQLAlchemy (``sqlite:///file.db`` or any server URL).
 
@@ -105,13 +133,7 @@ class ExperiencePool:
 
     def __init__(self, url: str = "sqlite:///experience.db", connect_timeout: float = 10.0,
                  lock_timeout: float = 120.0) -> None:
-        try:
-            parsed = make_url(url)
-        except ArgumentError:
-            raise PoolError(
-                f"Experience pool URL {url!r} is not a database URL: use e.g. 'sqlite:///experience.db' "
-                "or 'postgresql+psycopg://user@host/db'."
-            ) from None
+        parsed = parse_url(url)
         self.url = parsed.render_as_string(hide_password=True)
         self._parsed = parsed
         self._sqlite = parsed.get_backend_name() == "sqlite"

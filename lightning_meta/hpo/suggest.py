@@ -8,10 +8,13 @@ predicted task-normalized score of each (1 = as good as the best run of a simila
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import warnings
 
 import numpy as np
 
+from lightning_meta.checks import nearest
 from lightning_meta.errors import ConfigError, LightningMetaError
 from lightning_meta.hpo.fit_command import DEFAULT_MAPPING
 from lightning_meta.hpo.mappings.base import Candidates, Mapping, encode_candidates
@@ -49,11 +52,8 @@ def propose(
     With ``space`` (same hyperparameters as the mapping's, possibly narrower ranges) random
     candidates are drawn from it and given ones must lie in it, so every proposal does.
     """
-    unknown = sorted(set(features) - set(mapping.feature_names))
-    if unknown:
-        raise ConfigError(
-            f"Features {unknown} are unknown to the mapping; it uses {mapping.feature_names}: fix the names."
-        )
+    for warning in check_features(mapping, features):
+        warnings.warn(warning, UserWarning, stacklevel=2)
     if k < 1:
         raise ConfigError(f"--k {k} is invalid: give k >= 1.")
     if space is not None:
@@ -69,6 +69,47 @@ def propose(
     configs = mapping.suggest(features, k=k, candidates=candidates, seed=seed)
     mean, std = mapping.predict(features, configs)
     return configs, mean, std
+
+
+def check_features(mapping: Mapping, features: dict[str, float | str]) -> list[str]:
+    """Raises ``ConfigError`` for a feature the mapping was not fit with (naming the nearest it was) or a non-finite
+    value; returns one warning per given feature the mapping does not read and per value outside the range its
+    training tasks recorded. Why: either would change nothing, or extrapolate, without a word."""
+    names = list(mapping.feature_names)
+    for name in sorted(set(features) - set(names)):
+        near = nearest(name, names)
+        raise ConfigError(f"Feature {name!r} is unknown to the mapping{f' (did you mean {near}?)' if near else ''}. "
+                          f"Fix: use the names it was fit with: {', '.join(names) or 'none'}.")
+    used = set(mapping.used_features())
+    unused = [n for n in features if n not in used]
+    warnings_ = []
+    if unused:
+        warnings_.append(f"{type(mapping).__name__} does not read feature(s) {', '.join(unused)} (it reads "
+                         f"{', '.join(sorted(used)) or 'none'}): they do not change the proposals.")
+    ranges = recorded_ranges(mapping)
+    for name, value in features.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"Feature {name}={value} is not a finite number. Fix: give the task's value of {name}.")
+        if name in used and name in ranges and isinstance(value, float):
+            low, high = ranges[name]
+            if not low <= value <= high:
+                warnings_.append(f"Feature {name}={value:g} is outside the range its training tasks recorded "
+                                 f"[{low:g}, {high:g}]: the proposals extrapolate; check the value.")
+    return warnings_
+
+
+def recorded_ranges(mapping: Mapping) -> dict[str, tuple[float, float]]:
+    """``{name: (lowest, highest)}`` of each numeric feature over the mapping's training tasks (a feature all of them
+    shared reads as ``(value, value + 1)``: the encoder stores a span of 1 for it)."""
+    encoder, column, ranges = mapping.encoder, 0, {}
+    for name in encoder.names:
+        if name in encoder.categories:
+            column += len(encoder.categories[name])
+            continue
+        low, span = float(encoder.low[column]), float(encoder.span[column])
+        ranges[name] = (low, low + span)
+        column += 1
+    return ranges
 
 
 def format_proposals(configs: list[dict], mean: np.ndarray, std: np.ndarray) -> str:
@@ -100,10 +141,15 @@ def main(argv: list[str] | None = None) -> None:
     """Entry of ``lightning-meta suggest``."""
     args = _parser().parse_args(argv)
     try:
-        mapping = Mapping.load(args.mapping)
-        space = SearchSpace.from_yaml(args.space) if args.space else None
-        configs, mean, std = propose(mapping, parse_features(args.features), args.k, space, args.candidates, args.seed)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            mapping = Mapping.load(args.mapping)
+            space = SearchSpace.from_yaml(args.space) if args.space else None
+            configs, mean, std = propose(mapping, parse_features(args.features), args.k, space, args.candidates,
+                                         args.seed)
     except LightningMetaError as error:
         sys.exit(f"lightning-meta suggest: {error}")
-    print(f"# {type(mapping).__name__} from {args.mapping}; features used: {', '.join(mapping.feature_names) or 'none'}")
+    for warning in said:  # one line each, not Python's two-line warning format
+        print(f"lightning-meta suggest: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
+    print(f"# {type(mapping).__name__} from {args.mapping}; features used: {', '.join(mapping.used_features()) or 'none'}")
     print(format_proposals(configs, mean, std))

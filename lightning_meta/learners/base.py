@@ -23,7 +23,7 @@ from torchmetrics import CatMetric, MeanMetric
 from lightning_meta.checks import NonNegativeFloat, PositiveFloat, PositiveInt, check_arguments
 from lightning_meta.data.preprocessing import ImageSource
 from lightning_meta.errors import ConfigError, DataError
-from lightning_meta.learners.checkpoint import CHECKPOINT_KEY, check_fits
+from lightning_meta.learners.checkpoint import CHECKPOINT_KEY, check_fits, named_refusals
 from lightning_meta.learners.prediction import TaskPrediction, predict_task
 from lightning_meta.learners.schedules import Schedule, outer_scheduler
 from lightning_meta.learners.task_threads import map_tasks
@@ -217,6 +217,12 @@ class MetaLearner(L.LightningModule):
                               "Reptile can train on the support set alone.")
 
     # --- Lightning hooks ----------------------------------------------------------------------
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):  # type: ignore[override]
+        """Lightning's, but a file the unpickler refuses is one ``ConfigError`` naming the global and the fix."""
+        with named_refusals(checkpoint_path):
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
     def setup(self, stage: str) -> None:
         """Refuses, before the first step, training episodes without the query images the loss needs."""
         spec = getattr(self.trainer.datamodule, "spec", None)

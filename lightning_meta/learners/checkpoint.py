@@ -9,8 +9,10 @@ of the same shapes as the one trained (a strided Conv4), load them without compl
 from __future__ import annotations
 
 import importlib
+import pickle
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,20 +47,42 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, garbage bytes, pickled objects: all mean a file we do not load
-        found = re.search(r"Unsupported global: GLOBAL [\w.]+", str(err))
-        if found:
-            raise ConfigError(
-                f"Checkpoint {path} holds Python objects besides tensors and plain values ({found.group()}), which "
-                "lightning_meta does not unpickle (that could run any code). Fix: use a checkpoint written by "
-                "lightning_meta's Trainer, or one that keeps only tensors and plain values.") from err
-        reason = re.search(r"WeightsUnpickler error: ([^\n]*)", str(err))  # torch's own words, under its advice
-        detail = reason.group(1) if reason else (str(err).strip().splitlines() or [""])[0]
-        raise ConfigError(f"Checkpoint {path} is corrupted or not a PyTorch checkpoint ({type(err).__name__}: "
-                          f"{detail}). Fix: use another checkpoint (e.g. last.ckpt of the run) or retrain.") from err
+        raise unloadable(path, err) from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(f"Checkpoint {path} has no 'state_dict': it is not a Lightning checkpoint. Fix: pass a .ckpt "
                           "file written by lightning_meta's Trainer.")
     return checkpoint
+
+
+def unloadable(path: str | Path, err: BaseException) -> ConfigError:
+    """The one-line error for a checkpoint ``torch.load(weights_only=True)`` refused: the global it would have
+    unpickled (a class, a function: code that could run) and the safe alternative, or that the file is corrupted."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+    if found:
+        name = found.group(1)
+        return ConfigError(
+            f"Checkpoint {path} holds a Python object of {name}, which lightning_meta does not unpickle (loading it "
+            "could run any code). Fix: re-save it with plain tensors and values (e.g. torch.save({'state_dict': "
+            "model.state_dict(), ...}, path)), or use a checkpoint written by lightning_meta's Trainer; only if you "
+            f"trust the file, allow the class with torch.serialization.add_safe_globals([{name}]) before loading.")
+    reason = re.search(r"WeightsUnpickler error: ([^\n]*)", str(err))  # torch's own words, under its advice
+    detail = reason.group(1) if reason else (str(err).strip().splitlines() or [""])[0]
+    return ConfigError(f"Checkpoint {path} is corrupted or not a PyTorch checkpoint ({type(err).__name__}: "
+                       f"{detail}). Fix: use another checkpoint (e.g. last.ckpt of the run) or retrain.")
+
+
+@contextmanager
+def named_refusals(path: str | Path) -> Iterator[None]:
+    """Turns the unpickler's refusal of a checkpoint file (or a corrupted file) inside the block into ``unloadable``'s
+    one line. Why: ``Learner.load_from_checkpoint`` otherwise ends in torch's many-line ``UnpicklingError``."""
+    try:
+        yield
+    except (pickle.UnpicklingError, EOFError) as err:
+        raise unloadable(path, err) from err
+    except RuntimeError as err:
+        if "PytorchStreamReader" not in str(err):
+            raise
+        raise unloadable(path, err) from err
 
 
 def recorded_learner(checkpoint: Mapping[str, Any]) -> str | None:

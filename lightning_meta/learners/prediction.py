@@ -53,6 +53,10 @@ def predict_task(
     if not support or not query:
         raise DataError("A task needs at least one support image and one query image. Fix: give both.")
     classes = list(dict.fromkeys(support_labels))
+    if len(classes) < 2:
+        raise DataError(f"A support set needs at least 2 classes, got 1 ({classes[0]!r}): every query would be that "
+                        "class with probability 1.000. Fix: give support images of at least 2 classes (for "
+                        "lightning-meta predict, 2 or more class folders under support=).")
     index = {c: i for i, c in enumerate(classes)}
     was_training = learner.training
     learner.eval()  # as in validation: running BatchNorm statistics are used, never updated

@@ -127,6 +127,20 @@ def test_image_folder_through_hydra_records_its_preprocessing(tmp_path):
     assert torch.allclose(classes.get(0, [1])[0], torch.from_numpy(written[name][1]).permute(2, 0, 1).float() / 255)
 
 
+def test_one_image_folder_per_split_through_hydra(tmp_path):
+    for stage in ("train", "test"):
+        make_folder(tmp_path / stage, n_classes=4, per_class=3, size=12)
+    with initialize_config_dir(str(REPO / "conf"), version_base=None):
+        cfg = compose("config", overrides=[
+            "data=dataset", "image.size=12", "data.train.ways=2", "data.test.ways=2", "data.train.queries=1",
+            "data.test.queries=1", *(f"data.dataset.{s}.{k}={v}" for s in ("train", "test") for k, v in
+                                     (("_target_", "torchvision.datasets.ImageFolder"), ("root", tmp_path / s)))])
+    dm = instantiate(cfg.data)
+    dm.setup()
+    assert dm.classes["val"].class_names == dm.classes["test"].class_names == [f"class_{c:02d}" for c in range(4)]
+    assert dm.episode_dataset("val")[0][0].shape == (2, 3, 12, 12)
+
+
 @pytest.mark.parametrize("case, error, match", [
     ("unhashable", DataError, r"Labels must be hashable .*got a list.*Fix: give labels="),
     ("too_few_items", DataError, r"shots \+ queries = 2 \+ 5 = 7 images per class, but some classes have only 6"),

@@ -136,13 +136,15 @@ def test_bad_input_names_the_problem_and_the_fix(tmp_path):
     with pytest.raises(DataError, match=r"2 support images but 1 support labels"):
         learner.predict_task([image, image], ["a"], [image])
     with pytest.raises(DataError, match=r"float32 array .*Fix: give uint8 arrays"):
-        learner.predict_task([np.zeros((5, 5), dtype=np.float32)], ["a"], [image])
+        learner.predict_task([np.zeros((5, 5), dtype=np.float32), image], ["a", "b"], [image])
     with pytest.raises(DataError, match=r"at least one support image and one query image"):
         learner.predict_task([image], ["a"], [])
+    with pytest.raises(DataError, match=r"^A support set needs at least 2 classes, got 1 \('a'\).*probability 1\.000"):
+        learner.predict_task([image, image], ["a", "a"], [image])  # one class: every query would be it, surely
     maml = _make("maml")
     maml.preprocessing = learner.preprocessing
     with pytest.raises(DataError, match=r"3-way head but the support set has 2 classes.*exactly 3 classes"):
         maml.predict_task([image, image], ["a", "b"], [image])
     learner.preprocessing = {**learner.preprocessing, "resize": "nearest"}
     with pytest.raises(ConfigError, match=r"Unknown preprocessing record"):
-        learner.predict_task([image], ["a"], [image])
+        learner.predict_task([image, image], ["a", "b"], [image])

@@ -261,6 +261,11 @@ class Mapping(ABC):
         """Restores what ``_fitted_state`` returned."""
         raise ConfigError(f"{type(self).__name__} does not define _set_fitted_state: implement it to register it in MAPPINGS.")
 
+    def used_features(self) -> list[str]:
+        """The task features this mapping's zero-shot predictions read: all it was fit with, unless its kind ignores
+        some (``BestOnAverage`` reads none), so ``suggest`` can say which given ones change nothing."""
+        return list(self.feature_names)
+
     def _warn_unknown(self, features: dict[str, Any]) -> None:
         """A feature name the mapping never saw is ignored: say so (a misspelling would otherwise pass silently)."""
         unknown = sorted(str(n) for n in features if n not in self.feature_names)

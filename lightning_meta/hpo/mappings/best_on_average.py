@@ -29,6 +29,9 @@ class BestOnAverage(Mapping):
         self.mean = ConfigPrior(keys, sums, counts, k=tasks)
         self.second_moment = ConfigPrior(keys, np.bincount(inverse, weights=scores**2, minlength=len(keys)), counts, k=tasks)
 
+    def used_features(self) -> list[str]:
+        return []
+
     def predict_encoded(self, features, x, observed=None):
         mean = self.mean(x)
         return mean, np.sqrt(np.maximum(self.second_moment(x) - mean**2, 0.0))

@@ -46,6 +46,9 @@ class ConditionalBestOnAverage(Mapping):
             return self.overall
         return self.groups.get(key, self.overall)
 
+    def used_features(self) -> list[str]:
+        return [name for name in self.by if name in self.feature_names]  # they pick the group; the rest is unread
+
     def predict_encoded(self, features, x, observed=None):
         return self._group(features).predict_encoded(features, x, observed)
 
