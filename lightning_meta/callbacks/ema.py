@@ -12,7 +12,8 @@ Here the decay warms up with the number of updates, ``min(decay, (1 + n) / (10 +
 weights go into the model (each validation, the end of fit) BatchNorm's statistics are recomputed for them on
 training episodes, as ``torch.optim.swa_utils.update_bn`` does. At the end of fit, where validation exists, the
 averaged and the live weights are compared on the validation episodes and the better one is kept (and written to
-``last.ckpt``); the run says which it tests and why.
+``last.ckpt``); the run says which it keeps and why. Checkpoints written at a validation hold the averaged weights
+with the statistics recomputed for them, so the best one on validation (what ``train.py`` tests) is consistent too.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class EMAWeights(WeightAveraging):
         recompute_batchnorm(pl_module, trainer, self.bn_episodes)
         loader = _validation_loader(trainer) if self.select else None
         if loader is None:
-            self.decision = (f"tests the averaged weights ({updates} updates, decay warmed up to "
+            self.decision = (f"keeps the averaged weights ({updates} updates, decay warmed up to "
                              f"{warmed_decay(self.decay, updates):.4f}, BatchNorm statistics recomputed on "
                              f"{self.bn_episodes} training batches): no validation to compare them with the live ones")
         else:
@@ -90,7 +91,7 @@ class EMAWeights(WeightAveraging):
             if keep_average:
                 _load(pl_module, averaged)
             which = "averaged" if keep_average else "live"
-            self.decision = (f"tests the {which} weights: validation accuracy {100 * averaged_acc:.2f} % averaged "
+            self.decision = (f"keeps the {which} weights: validation accuracy {100 * averaged_acc:.2f} % averaged "
                              f"({updates} updates, BatchNorm recomputed) against {100 * live_acc:.2f} % live")
         # Any checkpoint written from now on holds what the model holds, in state_dict and current_model_state.
         _load(self._average_model.module, [t.detach().clone() for t in _state(pl_module)])

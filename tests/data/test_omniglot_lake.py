@@ -129,3 +129,34 @@ def test_bad_lake_options_name_the_fix():
         load_omniglot(split="vinyals", rotations=False)
     with pytest.raises(ConfigError, match=r"split='random', but split must be one of 'vinyals', 'lake'"):
         load_omniglot(split="random")
+
+
+def test_lake_drawers_take_every_support_image_from_one_drawer_and_every_query_from_another():
+    # each image's pixels hold (class, drawer), so the episode says where every image came from
+    n_classes, n_drawers = 12, 20
+    values = torch.tensor([[20 * c + d for d in range(n_drawers)] for c in range(n_classes)], dtype=torch.uint8)
+    images = values.reshape(-1, 1, 1, 1).expand(-1, 1, 2, 2).contiguous()
+    classes = ClassImages(images, [n_drawers] * n_classes, [f"c{c}" for c in range(n_classes)],
+                          alphabets=["a"] * 6 + ["b"] * 6, drawers=True)
+    spec = EpisodeSpec(ways=5, shots=1, queries=1, within_alphabet=True, drawers="lake")
+    episodes = EpisodeDataset(classes, spec, 50, seed=0)
+    pairs = set()
+    for i in range(50):
+        sx, sy, qx, qy = episodes[i]
+        support, query = (torch.round(x[:, 0, 0, 0] * 255).long() for x in (sx, qx))
+        assert len({int(v) % 20 for v in support}) == 1 and len({int(v) % 20 for v in query}) == 1  # one drawer each
+        assert int(support[0]) % 20 != int(query[0]) % 20
+        assert torch.equal(support // 20, query // 20)  # the query of label k is the support's class k
+        assert len({int(v) // 20 < 6 for v in support}) == 1  # one alphabet
+        pairs.add((int(support[0]) % 20, int(query[0]) % 20))
+    assert len(pairs) > 20  # the two drawers change from episode to episode
+    with pytest.raises(DataError, match="drawers=lake builds Lake's one-shot runs.*Fix: set shots=1, queries=1"):
+        EpisodeDataset(classes, EpisodeSpec(ways=5, shots=1, queries=15, within_alphabet=True, drawers="lake"), 1, 0)
+    unaligned = ClassImages(images, [n_drawers] * n_classes, [f"c{c}" for c in range(n_classes)],
+                            alphabets=["a"] * 6 + ["b"] * 6)
+    with pytest.raises(DataError, match="only Omniglot records. Fix: use data=omniglot_lake or drawers=any"):
+        EpisodeDataset(unaligned, spec, 1, 0)
+
+
+def test_the_shipped_omniglot_records_its_drawers(lake):
+    assert all(lake[s].drawers for s in ("train", "val", "test"))
