@@ -113,6 +113,13 @@ def check_target_keys(node: Any, where: str) -> None:
             check_target_keys(child, f"{where}.{key}")
 
 
+def _builds(value: Any) -> bool:
+    """Whether Hydra instantiates ``value`` (a ``_target_`` node, or a list holding one) before passing it on."""
+    if isinstance(value, Mapping):
+        return "_target_" in value
+    return isinstance(value, (list, tuple)) and any(_builds(v) for v in value)
+
+
 def _check_target(target: str, keys: list[str], node: Any, where: str) -> None:
     from hydra.utils import get_object
 
@@ -132,8 +139,11 @@ def _check_target(target: str, keys: list[str], node: Any, where: str) -> None:
             fix = (f": did you mean {where}.{near}? Fix: {where}.{near}={value}" if near else
                    f". Fix: remove it; {target.rsplit('.', 1)[-1]} takes {', '.join(taken)}")
             raise ConfigError(f"{where}.{key}={value} is not an argument of {target}{fix}.")
-    if not target.startswith("lightning_meta."):  # ours check their values when built, with their own words
-        given = {k: node[k] for k in keys if not (isinstance(node[k], str) and "${" in node[k])}
+    # Lightning's own classes get their values checked against their hints here (ours check theirs when built, with
+    # their own words; other libraries' hints are not always what they accept). A nested _target_ node is built by
+    # Hydra before the call, so its config is not the value the hint describes.
+    if target.startswith("lightning.") or target.startswith("pytorch_lightning."):
+        given = {k: node[k] for k in keys if not (isinstance(node[k], str) and "${" in node[k]) and not _builds(node[k])}
         try:
             check_arguments(owner, given, who=target.rsplit(".", 1)[-1], prefix=f"{where}.")
         except ConfigError:

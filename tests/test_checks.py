@@ -73,7 +73,8 @@ def test_datamodule_values_of_the_wrong_type_or_range_are_refused():
     _refused(lambda: EpisodicDataModule(seed=-1), r"seed=-1, but seed must be an integer >= 0 .* its default 42\.$")
     _refused(lambda: EpisodicDataModule(meta_batch_size=0), r"meta_batch_size=0, but meta_batch_size must be an integer")
     _refused(lambda: EpisodicDataModule(test={"ways": 5, "shots": 1, "querys": 15}),
-             r"test\.querys=15, which EpisodeSpec does not take\. .* ways, shots, queries, within_alphabet\.$")
+             r"test\.querys=15, which EpisodeSpec does not take\. Did you mean test\.queries\? .* ways, shots, queries, "
+             r"within_alphabet, drawers\.$")
     _refused(lambda: EpisodicDataModule(val={"ways": 5, "queries": 15}), r"val=.* without ways or shots")
     _refused(lambda: EpisodicDataModule(dataset="imagenet21k"), r"Unknown dataset 'imagenet21k'\. Fix: use one of")
     _refused(lambda: EpisodeSpec(5, 0, 15), r"^EpisodeSpec got shots=0, but shots must be an integer >= 1")

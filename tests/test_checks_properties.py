@@ -40,11 +40,11 @@ LEARNERS = {
               "transductive": "bool"},
     ProtoNet: {**BASE, "distance": ("euclidean", "cosine"), "cosine_scale": "float>0"},
 }
-SPEC = {"ways": "int>=1", "shots": "int>=1", "queries": "int>=0", "within_alphabet": "bool"}
+SPEC = {"ways": "int>=1", "shots": "int>=1", "queries": "int>=0", "within_alphabet": "bool", "drawers": ("any", "lake")}
 DATAMODULE = {"dataset": "str", "root": "path?", "dataset_kwargs": "mapping?", "train": "mapping?", "val": "mapping?",
               "test": "mapping?", "meta_batch_size": "int>=1", "eval_batch_size": "int>=1", "train_episodes": "int>=1",
               "val_episodes": "int>=1", "test_episodes": "int>=1", "num_workers": "int>=0", "seed": "int>=0",
-              "trainval": "bool",
+              "trainval": "bool", "augmentation": "callable?",
               **{f"train.{k}": kind for k, kind in SPEC.items()}, "val.queries": "int>=1", "test.queries": "int>=1"}
 OMNIGLOT = {"image_size": "int>=1", "split": ("vinyals", "lake"), "download": "bool", "rotations": "bool",
             "val_alphabets": "int>=1", "split_seed": "int>=0"}
@@ -72,6 +72,7 @@ def bad(kind) -> st.SearchStrategy:
         "float>=0": [st.floats(max_value=-1e-12), st.integers(max_value=-1), st.sampled_from([math.nan, math.inf])],
         "bool": [st.integers(), FLOATS, st.text(max_size=6), st.none()],
         "str": [st.integers(), FLOATS, st.booleans(), st.none()],
+        "callable": [st.integers(), FLOATS, st.text(max_size=6), st.booleans()],
         "path": [st.integers(), FLOATS, st.booleans(), st.lists(st.text(max_size=3), max_size=2)],
         "mapping": [st.integers(), FLOATS, st.text(max_size=6), st.booleans(), st.lists(st.integers(), max_size=2)],
         "split": [st.integers(), FLOATS, st.booleans(), st.lists(st.text(max_size=3), max_size=2)],
@@ -214,7 +215,7 @@ def test_a_bad_value_in_any_datamodule_field_is_refused_when_built(field, data):
 @given(data=st.data())
 def test_an_unknown_key_of_an_episode_or_of_the_loader_is_refused_with_the_accepted_ones(data):
     where = data.draw(st.sampled_from(["train", "test", "dataset_kwargs"]), label="where")
-    key = data.draw(NAMES.filter(lambda n: n not in {"ways", "shots", "queries", "within_alphabet", "root", *OMNIGLOT}))
+    key = data.draw(NAMES.filter(lambda n: n not in {"ways", "shots", "queries", "within_alphabet", "drawers", "root", *OMNIGLOT}))
     given_ = {"dataset_kwargs": {key: 1}} if where == "dataset_kwargs" else {where: {"ways": 5, "shots": 1, key: 1}}
     with pytest.raises(ConfigError, match=rf"got {where}\.{key}=1, which \w+ does not take\. .*takes .*"
                                           rf"{'image_size' if where == 'dataset_kwargs' else 'within_alphabet'}"):

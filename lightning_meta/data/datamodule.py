@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from lightning_meta.checks import NonNegativeInt, PositiveInt, check_arguments, checked
 from lightning_meta.data.classes import ClassImages
 from lightning_meta.data.episodes import EpisodeDataset, EpisodeSampler, EpisodeSpec
-from lightning_meta.data.labelled import labelled_splits
+from lightning_meta.data.labelled import is_dataset, labelled_splits
 from lightning_meta.data.task_sets import TaskSetEpisodes, task_set_splits
 from lightning_meta.data.registry import load_dataset, loader
 from lightning_meta.errors import ConfigError
@@ -91,6 +91,10 @@ class EpisodicDataModule(L.LightningDataModule):
                                   "apply to them. Fix: drop them, and build the task sets (with their transforms) as you want.")
             load = None
         else:
+            if not (isinstance(dataset, Mapping) or is_dataset(dataset)):
+                raise ConfigError(f"EpisodicDataModule got dataset={dataset!r:.60}, which is neither a registered name nor a "
+                                  "data set. Fix: give dataset a name (e.g. omniglot), a map-style Dataset, a dict of them "
+                                  "per split, or learn2learn task sets.")
             if root is not None:
                 raise ConfigError(f"EpisodicDataModule got root={root!r} with a data set object: root locates a registered "
                                   "data set's files. Fix: drop root (the data set object already knows its files).")

@@ -42,7 +42,7 @@ def test_checkpoint_records_learner_and_preprocessing_in_plain_types(checkpoint)
     record = torch.load(checkpoint, map_location="cpu", weights_only=True)["lightning_meta"]
     assert record == {"learner": "ProtoNet", "backbone": {"_target_": "lightning_meta.nets.Conv4", "in_channels": 1,
                       "out_features": None, "hidden": 64, "downsample": "pool", "image_size": 28},
-                      "preprocessing": describe(28, 1, "ink")}
+                      "preprocessing": describe(28, 1, "ink"), "training_augmentation": None}
     learner = ProtoNet.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
     assert learner.preprocessing == describe(28, 1, "ink")
 
