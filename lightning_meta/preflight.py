@@ -17,7 +17,7 @@ from lightning_meta.errors import ConfigError
 
 
 def check_model_fits_data(model: nn.Module, datamodule) -> None:
-    """Raises ``ConfigError`` if the backbone cannot take the data's images, a trained learner (from a checkpoint)
+    """Raises ``ConfigError`` if the backbone cannot take the data's inputs, a trained learner (from a checkpoint)
     was trained on images of another shape, or its head has the wrong width."""
     shape = tuple(datamodule.input_shape)
     trained = getattr(model, "image_shape", None)
@@ -32,14 +32,15 @@ def check_model_fits_data(model: nn.Module, datamodule) -> None:
     backbone.eval()
     try:
         with torch.no_grad():
-            out = backbone(torch.zeros(2, *shape))
-    except RuntimeError as err:
-        raise ConfigError(
-            f"The backbone {type(backbone).__name__} cannot take images of shape {shape} "
-            f"(C, H, W) from data '{getattr(datamodule, 'hparams', {}).get('dataset', '?')}': {err}. "
-            "Fix: set the backbone's in_channels/image_size to match the data (Hydra: image.size=..., "
-            "image.channels=...), or resize the data (data.dataset_kwargs.image_size=...)."
-        ) from err
+            out = backbone(_probe(datamodule, shape))
+    except (RuntimeError, IndexError) as err:
+        name = getattr(datamodule, "dataset_name", getattr(datamodule, "dataset", "?"))
+        fix = ("set the backbone's in_channels/image_size to match the data (Hydra: image.size=..., image.channels=...), "
+               "or resize the data (data.dataset_kwargs.image_size=...)" if len(shape) == 3 else
+               "give the backbone the data's input size (model.backbone.in_features, or vocab_size for token ids), "
+               "or pick one for this kind of input (model/backbone=mlp or embedding_bag)")
+        raise ConfigError(f"The backbone {type(backbone).__name__} cannot take inputs of shape {shape} from data "
+                          f"'{name}': {' '.join(str(err).split())}. Fix: {fix}.") from err
     finally:
         backbone.train(was_training)
     if getattr(model, "fixed_ways", False):
@@ -53,6 +54,16 @@ def check_model_fits_data(model: nn.Module, datamodule) -> None:
                     f"{spec.ways}-way. {type(model).__name__} adapts a fixed-width head: set data.{where}.ways="
                     f"{width}, or the head width (model.backbone.out_features) to {spec.ways}."
                 )
+
+
+def _probe(datamodule, shape: tuple[int, ...]) -> torch.Tensor:
+    """Two training inputs of the data (their dtype too: token ids are integers), else two zero inputs."""
+    episodes = getattr(datamodule, "episode_dataset", None)
+    if episodes is not None:
+        support_x = episodes("train")[0][0]
+        if len(support_x) >= 2:
+            return support_x[:2]
+    return torch.zeros(2, *shape)
 
 
 def _set_by(datamodule, stage: str) -> str:

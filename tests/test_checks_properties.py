@@ -21,7 +21,7 @@ from lightning_meta.data.registry import loader
 from lightning_meta.errors import ConfigError
 from lightning_meta.launch import check_launch
 from lightning_meta.learners import MAML, MetaLearner, ProtoNet, Reptile
-from lightning_meta.nets import Conv4, ResNet12
+from lightning_meta.nets import Conv4, EmbeddingBagEncoder, MLP, ResNet12
 
 BAD = settings(max_examples=10, deadline=None, derandomize=True, database=None)  # per field
 GOOD = settings(max_examples=25, deadline=None, derandomize=True, database=None)
@@ -54,7 +54,10 @@ LOADER_KWARGS = {"omniglot": OMNIGLOT, "omniglot_zips": OMNIGLOT,
                             "seed": "int>=0"}}
 NETS = {Conv4: {"in_channels": "int>=1", "out_features": "int>=1?", "hidden": "int>=1", "image_size": "int>=1",
                 "downsample": ("stride", "pool"), "embedding": ("mean", "flatten", None)},
-        ResNet12: {"in_channels": "int>=1", "out_features": "int>=1?", "channels": "widths"}}
+        ResNet12: {"in_channels": "int>=1", "out_features": "int>=1?", "channels": "widths"},
+        MLP: {"in_features": "int>=1", "out_features": "int>=1?", "hidden": "widths", "batch_norm": "bool"},
+        EmbeddingBagEncoder: {"vocab_size": "int>=1", "out_features": "int>=1?", "embedding_dim": "int>=1",
+                              "hidden": "widths", "batch_norm": "bool", "padding_idx": "int>=0"}}
 
 NAMES = st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True).filter(lambda n: n != "self")
 FLOATS = st.floats(allow_nan=True, allow_infinity=True)  # 2.0 included: an integer field takes integers only

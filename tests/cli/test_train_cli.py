@@ -69,7 +69,7 @@ def test_miniimagenet_without_files_stops_at_once_saying_where_and_how(tmp_path)
 
 
 def test_backbone_that_cannot_take_the_image_size_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match=r"cannot take images of shape \(1, 56, 56\)"):
+    with pytest.raises(ConfigError, match=r"cannot take inputs of shape \(1, 56, 56\)"):
         run(_cfg(tmp_path, "model=maml", "image.downsample=pool", "data.dataset_kwargs.image_size=56", *TINY))
 
 
