@@ -19,7 +19,8 @@ from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-NAMES = ["01_quickstart.ipynb", "02_maml_vs_reptile_vs_protonet.ipynb", "03_hyperparameter_mapping.ipynb"]
+NAMES = ["01_quickstart.ipynb", "02_maml_vs_reptile_vs_protonet.ipynb", "03_hyperparameter_mapping.ipynb",
+         "04_text_few_shot.ipynb"]
 
 
 def _kernel_for_this_interpreter(folder: Path) -> None:
@@ -108,3 +109,17 @@ def test_hyperparameter_mapping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert accs["mapping"] >= accs["defaults"]
     assert figures(notebook) >= 2  # the LR finder's curve and the heat map
     assert (tmp_path / "experience.db").is_file() and (tmp_path / "digits.mapping").is_file()
+
+
+@pytest.mark.slow
+def test_text_few_shot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    notebook, summary, seconds = execute("04_text_few_shot.ipynb", tmp_path, monkeypatch)
+    print(f"04_text_few_shot: {seconds:.1f} s")
+    assert summary["small"] is True and summary["train_steps"] == 20
+    assert min(summary["topics"].values()) >= 5
+    assert summary["test_episodes"] == summary["baseline_episodes"] == 40  # the same episodes for both
+    assert 0.0 < summary["test_acc"] <= 1.0 and 0.0 < summary["test_acc_ci95"] < 0.3
+    assert 0.3 < summary["baseline_acc"] <= 1.0  # chance is 0.2 on 5-way tasks
+    assert 0.0 <= summary["episode_acc"] <= 1.0
+    assert figures(notebook) >= 1
+    assert list(tmp_path.glob("text_runs/protonet_text/version_0/checkpoints/best-*.ckpt"))

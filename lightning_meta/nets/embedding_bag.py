@@ -12,10 +12,11 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from lightning_meta.checks import NonNegativeInt, PositiveInt, PositiveInts, checked
+from lightning_meta.nets.mlp import MLP
 
 
-class EmbeddingBagEncoder(nn.Module):
-    """Mean of token embeddings, then Linear-BN-ReLU blocks of widths ``hidden`` and a linear head (or none)."""
+class EmbeddingBagEncoder(MLP):
+    """Mean of token embeddings, then the ``MLP``'s Linear-BN-ReLU blocks of widths ``hidden`` and head (or none)."""
 
     @checked
     def __init__(
@@ -27,28 +28,15 @@ class EmbeddingBagEncoder(nn.Module):
         batch_norm: bool = True,
         padding_idx: NonNegativeInt = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(embedding_dim, out_features, hidden, batch_norm)
         # What MetaLearner records in hparams, so that load_from_checkpoint rebuilds a learner given this module.
         self.init_args = {"vocab_size": vocab_size, "out_features": out_features, "embedding_dim": embedding_dim,
                           "hidden": list(hidden), "batch_norm": batch_norm, "padding_idx": padding_idx}
         self.padding_idx = padding_idx
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
-        layers: list[nn.Module] = []
-        width = embedding_dim
-        for h in hidden:
-            layers += [nn.Linear(width, h), *([nn.BatchNorm1d(h)] if batch_norm else []), nn.ReLU()]
-            width = h
-        self.features = nn.Sequential(*layers)
-        self.embedding_dim = width
-        self.head = nn.Linear(width, out_features) if out_features else None
 
     def embed(self, x: Tensor) -> Tensor:
-        # Token ids of any dtype: a shape probe may send float zeros (``preflight.check_model_fits_data``).
-        ids = x.long()
+        ids = x.long()  # token ids stored in any integer (or float) dtype
         keep = (ids != self.padding_idx).unsqueeze(-1)
         bag = (self.embedding(ids) * keep).sum(1) / keep.sum(1).clamp(min=1)
-        return self.features(bag)
-
-    def forward(self, x: Tensor) -> Tensor:
-        z = self.embed(x)
-        return self.head(z) if self.head is not None else z
+        return super().embed(bag)
