@@ -244,11 +244,14 @@ def _groups(labels: list[Hashable], dataset: Any) -> dict[str, np.ndarray]:
     except TypeError:
         pass
     names = getattr(dataset, "classes", None)  # torchvision: class index -> name
-    def name(label: Hashable) -> str:
-        if isinstance(label, int) and isinstance(names, Sequence) and 0 <= label < len(names):
-            return str(names[label])
-        return str(label)
-    named = {name(k): np.asarray(order[k], dtype=np.int64) for k in keys}
+    named = {_class_name(k, names): np.asarray(order[k], dtype=np.int64) for k in keys}
     if len(named) != len(keys):
         raise DataError("Two labels have the same name (e.g. 1 and '1'). Fix: give labels of one type.")
     return named
+
+
+def _class_name(label: Hashable, names: Any) -> str:
+    """``names[label]`` for an int label of a data set that names its classes (torchvision's ``classes``), else the label."""
+    if isinstance(label, int) and isinstance(names, Sequence) and 0 <= label < len(names):
+        return str(names[label])
+    return str(label)
