@@ -74,7 +74,7 @@ class EMAWeights(WeightAveraging):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         live = [t.detach().clone() for t in _state(pl_module)]
-        updates = int(self._average_model.n_averaged) if self._average_model is not None else 0
+        updates = int(self._average_model.n_averaged)
         super().on_train_end(trainer, pl_module)  # the average is in the model now
         recompute_batchnorm(pl_module, trainer, self.bn_episodes)
         loader = _validation_loader(trainer) if self.select else None
@@ -113,12 +113,12 @@ def _batch_norms(module: nn.Module) -> list[_BatchNorm]:
 
 
 @torch.no_grad()
-def recompute_batchnorm(pl_module: L.LightningModule, trainer: L.Trainer, batches: int) -> bool:
+def recompute_batchnorm(pl_module: L.LightningModule, trainer: L.Trainer, batches: int) -> None:
     """BatchNorm's running statistics recomputed for the weights the model holds, as the mean over ``batches``
-    training batches (support and query inputs of every task). False when the model keeps none (transductive BN)."""
+    training batches (support and query inputs of every task). Nothing to do when it keeps none (transductive BN)."""
     norms = _batch_norms(pl_module)
     if not norms:
-        return False
+        return
     momenta = [bn.momentum for bn in norms]
     for bn in norms:
         bn.reset_running_stats()
@@ -133,7 +133,6 @@ def recompute_batchnorm(pl_module: L.LightningModule, trainer: L.Trainer, batche
     for bn, momentum in zip(norms, momenta):
         bn.momentum = momentum
     pl_module.train(was_training)
-    return True
 
 
 def _validation_loader(trainer: L.Trainer) -> Any | None:

@@ -142,7 +142,7 @@ class EpisodicDataModule(L.LightningDataModule):
     def _take_task_set_specs(self) -> None:
         """Each stage's episode shape is its task set's; a shape given for the stage must agree with it."""
         for stage, task_set in self.task_sets.items():
-            found = TaskSetEpisodes(task_set, 1, (self.seed, STAGE_SEEDS[stage])).spec()
+            found = TaskSetEpisodes(task_set, 1, (self.seed, STAGE_SEEDS[stage])).spec
             given = self.specs[stage]
             if self._given_specs.get(stage) and (given.ways, given.shots, given.queries) != (found.ways, found.shots, found.queries):
                 raise ConfigError(f"The {stage} task set gives {found.ways}-way {found.shots}-shot tasks with {found.queries} "

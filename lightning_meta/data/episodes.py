@@ -10,9 +10,9 @@ skipped (a 20-way episode cannot come from Tagalog's 17 characters); if no alpha
 shape is refused.
 
 ``drawers="lake"`` builds episodes as Lake et al.'s (2015) 20 official one-shot runs are built: on top of one
-alphabet, every support image is by one drawer and every query by one other drawer, one of each per class.
-Drawn at random per image (``drawers="any"``), a query is often by the drawer of its own support image, whose hand
-it shares: an easier and a different task.
+alphabet, every support image is by one drawer and every query by one other drawer, one of each per class. With
+``drawers="any"`` each class draws its images' drawers on its own, so the supports of an episode mix many hands and
+so do its queries: another task, which scores differently on the same weights (benchmarks/results/accuracy.md).
 """
 
 from __future__ import annotations

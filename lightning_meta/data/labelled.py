@@ -10,6 +10,7 @@ that ``predict_task`` prepares new images exactly as training did.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
@@ -38,8 +39,8 @@ def is_dataset(value: object) -> bool:
 
 
 def read_labels(dataset: Any, labels: Sequence[Hashable] | None = None, label_key: Key = 1) -> list[Hashable]:
-    """One label per item: ``labels`` if given, else the data set's ``targets``, ``get_labels()``, ``labels``, its label
-    column or tensor, and otherwise one pass over the data (with a progress bar), remembered for the data set."""
+    """One label per item: ``labels`` if given, else the data set's ``targets``, ``labels``, ``get_labels()``, its label
+    tensor or column, and otherwise one pass over the data (with a progress bar), remembered for the data set."""
     n = len(dataset)
     found = labels
     if found is None:
@@ -58,8 +59,6 @@ def read_labels(dataset: Any, labels: Sequence[Hashable] | None = None, label_ke
     found = found.tolist() if isinstance(found, (Tensor, np.ndarray)) else list(found)
     if len(found) != n:
         raise DataError(f"{len(found)} labels for a data set of {n} items. Fix: give one label per item.")
-    for label in found[:1] + found[-1:]:
-        _check_hashable(label)
     return found
 
 
@@ -92,7 +91,7 @@ def _part(item: Any, key: Key, what: str) -> Any:
     except (KeyError, IndexError, TypeError):
         shape = f"keys {list(item)[:6]}" if isinstance(item, Mapping) else f"a {type(item).__name__}"
         raise DataError(f"Cannot take the {what} at {key!r} from a data set item ({shape}). Fix: set "
-                        f"dataset_kwargs.{what if what == 'label' else 'input'}_key to where each item keeps its {what}.") from None
+                        f"dataset_kwargs.{what}_key to where each item keeps its {what}.") from None
 
 
 class LabelledSamples:
@@ -104,21 +103,19 @@ class LabelledSamples:
 
     def __init__(
         self,
-        dataset: Any,
-        rows: Sequence[np.ndarray],
+        members: Sequence[tuple[Any, np.ndarray]],
         class_names: Sequence[str],
         input_key: Key = 0,
         image_size: int | None = None,
         channels: int = 3,
     ) -> None:
-        self.datasets = [dataset]
-        self.members = [(0, np.asarray(r, dtype=np.int64)) for r in rows]
+        self.members = [(dataset, np.asarray(rows, dtype=np.int64)) for dataset, rows in members]
         self.class_names = list(class_names)
         self.input_key = input_key
         self.image_size = image_size
         self.channels = channels
-        self.alphabets = None
-        self._decoded_images = False
+        self.alphabets = None  # no alphabets (within_alphabet episodes) nor drawers (drawers=lake): refused with why
+        self.drawers = False
 
     @property
     def num_classes(self) -> int:
@@ -131,21 +128,21 @@ class LabelledSamples:
     def min_samples(self) -> int:
         return min((len(r) for _, r in self.members), default=0)
 
-    @property
+    @functools.cached_property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.get(0, [0]).shape[1:])
 
     @property
     def preprocessing(self) -> dict[str, Any] | None:
         """The ``photo`` conversion when the items are PIL images, so a checkpoint can prepare raw ones; else None."""
-        self.get(0, [0])
-        return describe(self.image_size, self.channels, "photo") if self._decoded_images else None
+        dataset, rows = self.members[0]
+        first = _part(dataset[int(rows[0])], self.input_key, "input")
+        return describe(self.image_size, self.channels, "photo") if isinstance(first, Image.Image) else None
 
     def get(self, c: int, idx: Sequence[int]) -> Tensor:
         """The inputs ``[len(idx), *input_shape]`` of items ``idx`` of class ``c`` (uint8 images divided by 255)."""
-        source, rows = self.members[c]
+        dataset, rows = self.members[c]
         rows = rows[np.asarray(idx, dtype=np.int64)]
-        dataset = self.datasets[source]
         tensors = getattr(dataset, "tensors", None)
         if isinstance(tensors, tuple) and isinstance(self.input_key, int):
             out = tensors[self.input_key][torch.from_numpy(rows)]
@@ -161,7 +158,6 @@ class LabelledSamples:
             if self.image_size is None:
                 raise ConfigError("The data set gives PIL images but no image size is set. Fix: set "
                                   "dataset_kwargs.image_size (e.g. 84), or give the data set a transform that makes tensors.")
-            self._decoded_images = True
             return torch.from_numpy(np.ascontiguousarray(photo_pixels(x, self.image_size, self.channels)))
         try:
             return torch.as_tensor(np.asarray(x))
@@ -181,12 +177,8 @@ class LabelledSamples:
         """This split's classes followed by ``other``'s (the "trainval" protocol)."""
         if not isinstance(other, LabelledSamples) or self.input_shape != other.input_shape:
             raise DataError("Cannot merge splits with different input shapes: trainval needs one kind of data in train and val.")
-        out = LabelledSamples(self.datasets[0], [], [], self.input_key, self.image_size, self.channels)
-        out.datasets = self.datasets + other.datasets
-        shift = len(self.datasets)
-        out.members = self.members + [(s + shift, r) for s, r in other.members]
-        out.class_names = self.class_names + other.class_names
-        return out
+        return LabelledSamples(self.members + other.members, self.class_names + other.class_names, self.input_key,
+                               self.image_size, self.channels)
 
 
 def labelled_splits(
@@ -218,7 +210,7 @@ def labelled_splits(
                 raise ConfigError(f"dataset.{stage} is a {type(part).__name__}, not a data set. Fix: give a map-style "
                                   "Dataset (with __getitem__ and __len__) whose items hold an input and a label.")
             groups = _groups(read_labels(part, stage_labels, label_key), part)
-            out[stage] = LabelledSamples(part, list(groups.values()), list(groups), **common)
+            out[stage] = LabelledSamples([(part, rows) for rows in groups.values()], list(groups), **common)
         return out
     if not is_dataset(dataset):
         raise ConfigError(f"dataset must be a registered name, a map-style Dataset or a dict of them per split, got a "
@@ -227,7 +219,7 @@ def labelled_splits(
         raise ConfigError("labels per split need one data set per split. Fix: give labels= one label per item of the data set.")
     groups = _groups(read_labels(dataset, labels, label_key), dataset)
     stages = split_classes(list(groups), split, ratios, seed, where=f"the {type(dataset).__name__}", unit="item")
-    return {s: LabelledSamples(dataset, [groups[c] for c in stages[s]], stages[s], **common) for s in STAGES}
+    return {s: LabelledSamples([(dataset, groups[c]) for c in stages[s]], stages[s], **common) for s in STAGES}
 
 
 def _groups(labels: list[Hashable], dataset: Any) -> dict[str, np.ndarray]:

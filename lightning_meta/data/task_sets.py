@@ -13,6 +13,7 @@ episodes to code written for learn2learn, in the same layout.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import namedtuple
 from collections.abc import Iterator, Mapping
@@ -111,8 +112,9 @@ class TaskSetEpisodes(Dataset):
                             "sample() must return (data, labels) of one task.")
         return split_task(*task)
 
+    @functools.cached_property
     def spec(self) -> EpisodeSpec:
-        """The episode shape of this task set's tasks (read from episode 0)."""
+        """The episode shape of this task set's tasks (read from episode 0), an attribute as ``EpisodeDataset``'s is."""
         sx, _, qx, qy = self[0]
         ways = int(qy.max()) + 1
         return EpisodeSpec(ways=ways, shots=len(sx) // ways, queries=len(qx) // ways)

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 CHECKPOINT_KEY = "lightning_meta"
 """Checkpoint entry ``{"learner": class name, "backbone": its hparams record, "preprocessing": dict or None,
-"training_augmentation": the training-only augmentation in words or None}``, plain types only. The backbone is kept here too because ``load_from_checkpoint(path, backbone=...)`` overwrites the hparams."""
+"training_augmentation": the training-only augmentation in words or None}``, plain types only. The backbone is
+kept here too because ``load_from_checkpoint(path, backbone=...)`` overwrites the hparams."""
 
 RUN_SETTINGS = ("inner_steps_eval", "transductive", "task_threads", "channels_last", "batch_tasks")
 """The learner settings a command line may set to other values than its checkpoint's: how evaluation adapts

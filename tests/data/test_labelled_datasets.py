@@ -151,9 +151,11 @@ def test_one_image_folder_per_split_through_hydra(tmp_path):
     ("bad_kwarg", ConfigError, r"dataset_kwargs\.ratio=.*labelled_splits takes dataset, labels, split, ratios"),
     ("pil_without_size", ConfigError, r"PIL images but no image size is set\. Fix: set dataset_kwargs\.image_size"),
     ("ragged", DataError, r"Inputs of class '0' have different shapes .*pad token ids"),
+    ("lake_drawers", DataError, r"within_alphabet episodes need each class's alphabet.*Fix: use Omniglot"),
 ])
 def test_bad_input_is_one_line_naming_the_fix(case, error, match, tmp_path):
-    spec = {"ways": 2, "shots": 1, "queries": 1} if case == "ragged" else {"ways": 5, "shots": 2, "queries": 5}
+    spec = {"ways": 2, "shots": 1, "queries": 1} if case in ("ragged", "lake_drawers") else {"ways": 5, "shots": 2,
+                                                                                             "queries": 5}
     if case == "pil_without_size":
         make_folder(tmp_path, n_classes=6, per_class=8)
     args = {
@@ -167,6 +169,8 @@ def test_bad_input_is_one_line_naming_the_fix(case, error, match, tmp_path):
         "pil_without_size": lambda: dict(dataset={"train": ImageFolder(tmp_path), "test": ImageFolder(tmp_path)}),
         "ragged": lambda: dict(dataset={"train": Counted([torch.zeros(3), torch.zeros(4)] * 10, [0] * 10 + [1] * 10),
                                         "test": vectors()}),
+        "lake_drawers": lambda: dict(dataset={"train": vectors(), "test": vectors()}, test={
+            "ways": 2, "shots": 1, "queries": 1, "within_alphabet": True, "drawers": "lake"}),
     }[case]()
     with pytest.raises(error, match=match) as raised:
         dm = EpisodicDataModule(train=spec, **args)

@@ -100,5 +100,7 @@ def test_our_episodes_feed_code_written_for_learn2learn():
     assert torch.equal(data[torch.from_numpy(adaptation)], sx) and torch.equal(labels[torch.from_numpy(adaptation)], sy)
     assert torch.equal(data[torch.from_numpy(~adaptation)], qx) and torch.equal(labels[torch.from_numpy(~adaptation)], qy)
     assert torch.equal(tasksets.train.sample()[0][0::2], dm.episode_dataset("train")[1][0])
+    round_trip = learn2learn_tasksets(EpisodicDataModule(dataset=fake_tasksets(ways=2, shots=1), train_episodes=3))
+    assert round_trip.train.sample()[1].tolist() == [0, 0, 1, 1]  # learn2learn's task sets, handed back unchanged
     with pytest.raises(DataError, match="as many queries as shots per class, got shots=1, queries=15"):
         learn2learn_tasksets(EpisodicDataModule(dataset="omniglot"))
