@@ -9,6 +9,7 @@ of the same shapes as the one trained (a strided Conv4), load them without compl
 from __future__ import annotations
 
 import importlib
+import inspect
 import pickle
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,9 +32,10 @@ CHECKPOINT_KEY = "lightning_meta"
 "training_augmentation": the training-only augmentation in words or None}``, plain types only. The backbone is
 kept here too because ``load_from_checkpoint(path, backbone=...)`` overwrites the hparams."""
 
-RUN_SETTINGS = ("inner_steps_eval", "transductive", "task_threads", "channels_last", "batch_tasks")
-"""The learner settings a command line may set to other values than its checkpoint's: how evaluation adapts
-(``inner_steps_eval``, Reptile's ``transductive``) and how the work is run (``task_threads``, ``channels_last``,
+RUN_SETTINGS = ("inner_steps_eval", "transductive", "test_shift", "task_threads", "channels_last", "batch_tasks")
+"""The learner settings a command line may set to other values than its checkpoint's (or set where a checkpoint
+from before the setting has none): how evaluation adapts or embeds (``inner_steps_eval``, Reptile's
+``transductive``, ProtoNet's ``test_shift``) and how the work is run (``task_threads``, ``channels_last``,
 ``batch_tasks``). None of them changes what the trained weights mean; every other setting does, or may."""
 
 _ABSENT = "(no such setting)"
@@ -156,6 +158,7 @@ def learner_for_checkpoint(
                 "anew without ckpt_path.")
         notes.append(f"learner={name} (the config says {chosen.__name__})")
         chosen = learner_class(name, path)
+    accepted = inspect.signature(chosen.__init__).parameters
     config = _leaves(OmegaConf.to_container(model, resolve=True))
     raw = _leaves(OmegaConf.to_container(model, resolve=False))
     recorded = _leaves(dict(checkpoint.get("hyper_parameters") or {}))
@@ -163,7 +166,8 @@ def learner_for_checkpoint(
     conflicts = [f"model.{k} is {recorded.get(k, _ABSENT)} in the checkpoint, {config[k]} on the command line"
                  f"{'' if src == f'model.{k}' else f' (via {src})'}"
                  for k, src in sources.items()
-                 if src and (k not in recorded or (k not in RUN_SETTINGS and recorded[k] != config[k]))]
+                 if src and (k not in RUN_SETTINGS or k not in accepted)
+                 and (k not in recorded or recorded[k] != config[k])]
     if conflicts:
         raise ConfigError(
             f"Checkpoint {path} contradicts the command line: {'; '.join(conflicts)}. Fix: drop the override "

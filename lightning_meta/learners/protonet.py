@@ -2,6 +2,8 @@
 
 No inner loop: a task is "learned" by averaging the support embeddings of each class, so train
 ways can exceed test ways (the paper trains 60-way on Omniglot) and evaluation needs no gradients.
+With ``test_shift``, evaluation (validation, test, ``predict_task``) embeds each image as the mean over it and
+its copies shifted by that many pixels (``shifted_views.py``); training never sees the views.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lightning_meta.checks import NonNegativeFloat, PositiveFloat, PositiveInt
+from lightning_meta.checks import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from lightning_meta.learners.base import Batch, BnMode, MetaLearner, accuracy, per_task_backward
 from lightning_meta.learners.schedules import Schedule
+from lightning_meta.learners.shifted_views import mean_over_views, shifted_views
 
 
 class ProtoNet(MetaLearner):
@@ -36,6 +39,7 @@ class ProtoNet(MetaLearner):
         channels_last: bool = False,
         task_threads: PositiveInt = 1,
         lr_schedule: Schedule = "step",
+        test_shift: NonNegativeInt = 0,
     ) -> None:
         super().__init__(
             backbone, lr, weight_decay, lr_step_size, lr_gamma, bn_mode, channels_last, task_threads, lr_schedule
@@ -60,5 +64,10 @@ class ProtoNet(MetaLearner):
 
     def adapt_and_predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         ways = self.check_task(support_x, support_y, query_x)
-        z = self.backbone(torch.cat([support_x, query_x]))
+        x = torch.cat([support_x, query_x])
+        shift = self.hparams.get("test_shift", 0)  # checkpoints from before the option have none
+        if shift and not self.training:
+            z = mean_over_views(self.backbone(shifted_views(x, shift)), len(x))
+        else:
+            z = self.backbone(x)
         return self.logits(z[: len(support_x)], support_y, z[len(support_x) :], ways)

@@ -55,6 +55,16 @@ def test_unset_settings_come_from_the_checkpoint_and_run_settings_from_the_comma
     assert (learner.inner_steps_eval, learner.task_threads, learner.hparams.channels_last) == (5, 2, False)
 
 
+def test_test_shift_is_a_run_setting_even_for_a_checkpoint_recorded_before_it(strided_protonet, tmp_path):
+    ckpt, _ = strided_protonet
+    checkpoint = read_checkpoint(ckpt)
+    checkpoint["hyper_parameters"].pop("test_shift", None)  # as written before the setting existed
+    command_line = ["model.test_shift=1"]
+    cfg = _cfg(tmp_path, *TINY, "model.backbone.downsample=stride", *command_line)
+    learner, _ = learner_for_checkpoint(cfg.model, checkpoint, ckpt, command_line)
+    assert isinstance(learner, ProtoNet) and learner.hparams.test_shift == 1
+
+
 def test_a_checkpoint_of_another_learner_is_built_as_that_learner_unless_model_is_given(maml_ckpt, tmp_path, capsys):
     metrics = _test(tmp_path, maml_ckpt)  # the default config selects ProtoNet
     assert 0 <= metrics["test_acc"] <= 1
