@@ -38,7 +38,7 @@ LEARNERS = {
               "inner_lr": "float>0", "inner_steps": "int>=1", "inner_steps_eval": "int>=1",
               "inner_batch_size": "int>=1?", "inner_optimizer": ("adam", "sgd"), "inner_state": ("carried", "fresh"),
               "transductive": "bool"},
-    ProtoNet: {**BASE, "distance": ("euclidean", "cosine"), "cosine_scale": "float>0"},
+    ProtoNet: {**BASE, "distance": ("euclidean", "cosine"), "cosine_scale": "float>0", "test_shift": "int>=0"},
 }
 SPEC = {"ways": "int>=1", "shots": "int>=1", "queries": "int>=0", "within_alphabet": "bool", "drawers": ("any", "lake")}
 DATAMODULE = {"dataset": "str", "root": "path?", "dataset_kwargs": "mapping?", "train": "mapping?", "val": "mapping?",
@@ -146,7 +146,8 @@ def _good_learner_arguments(learner) -> st.SearchStrategy:
                      "inner_batch_size": st.none() | st.integers(2, 6),  # BatchNorm needs 2 images at 14 px
                      "inner_optimizer": st.sampled_from(["adam", "sgd"]),
                      "inner_state": st.sampled_from(["carried", "fresh"]), "transductive": st.booleans()},
-           ProtoNet: {"distance": st.sampled_from(["euclidean", "cosine"]), "cosine_scale": st.floats(0.1, 20)}}[learner]
+           ProtoNet: {"distance": st.sampled_from(["euclidean", "cosine"]), "cosine_scale": st.floats(0.1, 20),
+                      "test_shift": st.integers(0, 2)}}[learner]
     fields = {k: s for k, s in {**base, **own}.items() if k in LEARNERS[learner]}
     return st.fixed_dictionaries(fields).map(_consistent)
 
