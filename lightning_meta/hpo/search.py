@@ -22,6 +22,7 @@ Candidates are the mapping's own (every configuration seen in training) plus ran
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ NOISES = (0.02, 0.1, 0.3, 0.6)  # share of a standardized run's variance that is
 MIN_SEPARATION = 0.03  # 0.12 decade of a learning rate searched over four
 PRIOR_WEIGHT = 0.25  # the prior's spread against the runs' (benchmarks/results/hpo_search_design.md)
 DRAWS = 2000
+_KERNELS: weakref.WeakKeyDictionary[Mapping, tuple[np.ndarray, float]] = weakref.WeakKeyDictionary()
 
 
 def next_config(mapping: Mapping, features: dict[str, Any], observed: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
@@ -54,10 +56,10 @@ def next_config(mapping: Mapping, features: dict[str, Any], observed: pd.DataFra
     z = (y - y.mean()) / y.std() if len(y) > 1 and y.std() > 0 else np.zeros_like(y)
     lengthscales, noise = pool_kernel(mapping)
     at_runs = PRIOR_WEIGHT * (prior_at_runs - centre) / scale
-    residual_mean, std = _posterior(x, z - at_runs, candidates, lengthscales, noise)
-    mean = PRIOR_WEIGHT * (prior - centre) / scale + residual_mean
-    fitted, _ = _posterior(x, z - at_runs, x, lengthscales, noise)
-    expected = _expected_improvement(mean, std, float((at_runs + fitted).max()))
+    residual, std = _posterior(x, z - at_runs, np.concatenate([candidates, x]), lengthscales, noise)
+    mean = PRIOR_WEIGHT * (prior - centre) / scale + residual[: len(candidates)]
+    incumbent = float((at_runs + residual[len(candidates) :]).max())  # the best posterior mean among the runs
+    expected = _expected_improvement(mean, std[: len(candidates)], incumbent)
     return space.validate(space.decode(candidates[int(np.argmax(expected))])[0])
 
 
@@ -68,9 +70,8 @@ def pool_kernel(mapping: Mapping) -> tuple[np.ndarray, float]:
     the length scales are chosen one hyperparameter at a time (two passes over ``LENGTHSCALES``) and the noise
     share over ``NOISES``. A mapping without recorded runs gets 0.2 and 0.1. Cached on the mapping.
     """
-    cached = getattr(mapping, "_search_kernel", None)
-    if cached is not None:
-        return cached
+    if mapping in _KERNELS:
+        return _KERNELS[mapping]
     index, dim = mapping.index, mapping.space.dim
     tasks = _standardized_tasks(index) if index is not None else []
     lengthscales, noise = np.full(dim, 0.2), 0.1
@@ -80,7 +81,7 @@ def pool_kernel(mapping: Mapping) -> tuple[np.ndarray, float]:
                 lengthscales[d] = max(LENGTHSCALES, key=lambda s: _likelihood(
                     tasks, np.where(np.arange(dim) == d, s, lengthscales), noise))
             noise = max(NOISES, key=lambda n: _likelihood(tasks, lengthscales, n))
-    mapping._search_kernel = (lengthscales, noise)
+    _KERNELS[mapping] = (lengthscales, noise)
     return lengthscales, noise
 
 

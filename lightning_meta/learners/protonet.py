@@ -65,9 +65,8 @@ class ProtoNet(MetaLearner):
     def adapt_and_predict(self, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
         ways = self.check_task(support_x, support_y, query_x)
         x = torch.cat([support_x, query_x])
-        shift = self.hparams.get("test_shift", 0)  # checkpoints from before the option have none
-        if shift and not self.training:
-            z = mean_over_views(self.backbone(shifted_views(x, shift)), len(x))
+        if self.hparams.test_shift and not self.training:
+            z = mean_over_views(self.backbone(shifted_views(x, self.hparams.test_shift)), len(x))
         else:
             z = self.backbone(x)
         return self.logits(z[: len(support_x)], support_y, z[len(support_x) :], ways)
