@@ -47,22 +47,36 @@ class SimulatedTask:
         self.features = {c[2:]: row[c] for c in frame.columns if c.startswith("f_") and pd.notna(row[c])}
         self.defaults = {"lr": self.features["default_lr"], "weight_decay": self.features.get("default_weight_decay", 0.0)}
 
-    def search(self, mapping, rng: np.random.Generator) -> float:
+    def run(self, config: dict, rng: np.random.Generator, runs: list[dict]) -> float:
+        """Records one noisy fit of ``config`` in ``runs`` (pool-frame rows plus ``truth``); returns its observation."""
+        truth = float(self.index.score_at(self.id, SPACE.encode([config]))[0])
+        observed = truth + rng.normal(0.0, self.noise)
+        runs.append({"task": self.name, "status": "complete", **{f"hp_{k}": v for k, v in config.items()},
+                     "objective": observed, "truth": truth})
+        return observed
+
+    def callback_runs(self, mapping, rng: np.random.Generator, fits: int = FITS) -> list[dict]:
+        """The fits the callback makes: the rule's decision, the user's values, then the search's proposals."""
         runs: list[dict] = []
-
-        def run(config: dict) -> None:
-            truth = float(self.index.score_at(self.id, SPACE.encode([config]))[0])
-            runs.append({"task": self.name, "status": "complete", **{f"hp_{k}": v for k, v in config.items()},
-                         "objective": truth + rng.normal(0.0, self.noise), "truth": truth})
-
-        base = {p.name: p.clip(self.defaults[p.name]) for p in SPACE.params}
+        base = self.user_values()
         change, _ = weigh(mapping, self.features, self.defaults, mapping.suggest(self.features, k=5), list(base))
-        run({**base, **(change or {})})
+        self.run({**base, **(change or {})}, rng, runs)
         if change:
-            run(base)
-        while len(runs) < FITS:
-            run(search.next_config(mapping, self.features, pd.DataFrame(runs), seed=len(runs)))
-        return max(runs, key=lambda r: r["objective"])["truth"]
+            self.run(base, rng, runs)
+        while len(runs) < fits:
+            self.run(search.next_config(mapping, self.features, pd.DataFrame(runs), seed=len(runs)), rng, runs)
+        return runs[:fits]
+
+    def user_values(self) -> dict:
+        return {p.name: p.clip(self.defaults[p.name]) for p in SPACE.params}
+
+    def search(self, mapping, rng: np.random.Generator) -> float:
+        return picked(self.callback_runs(mapping, rng))
+
+
+def picked(runs: list[dict]) -> float:
+    """The true score of the run a user keeps: the best observed one."""
+    return max(runs, key=lambda r: r["objective"])["truth"]
 
 
 def main() -> None:
