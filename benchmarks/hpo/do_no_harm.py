@@ -11,6 +11,11 @@ of the held-out family is trained for real, with the same seeds, three ways:
                    threshold (a kept task trains exactly as ``defaults``, same seed);
 * ``search@5``     the callback fit 5 times on the task with a pool (the user's values among the first, then the
                    mapping's proposals adapted to the task's runs); the best of the 5 by the task's monitor.
+* ``task_blind``   the simple baseline: the one configuration best on average over the other families' tasks
+                   (``best_on_average``, the first pick of Syne Tune's ZeroShotTransfer), whatever the task.
+
+``--methods`` runs some arms only; with ``--append`` their rows join the ones already in ``--out``'s ``.jsonl``
+(the same seeds train the same models, so the other arms need not run again) and the report is rewritten.
 
 Reference: ``best_of_24``, the best of the task's 24 pool runs (random configurations and the defaults). Scores are
 the task's monitor in its direction (accuracy, R², minus the language models' loss) and, to average over families
@@ -47,6 +52,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 SPACE = SearchSpace.from_yaml(ROOT / "conf" / "space" / "default.yaml")
 SEARCH_FITS = 5
 UNLIMITED = "zero_config[no distance limit]"
+TASK_BLIND = "task_blind"
+METHODS = ("defaults", "zero_config", UNLIMITED, f"search@{SEARCH_FITS}", TASK_BLIND)
 ORIGINAL = ["omniglot_cnn_adam", "omniglot_resnet_sgd", "digits_mlp_sgd", "tabular_mlp_adamw", "mnist1d_cnn_adam",
             "small_tables_mlp_adam"]
 
@@ -65,6 +72,12 @@ def _job(job: tuple) -> dict:
     row = {"method": method, "task": task_key, "family": task_key.split("/")[0], "seed": seed}
     if method == "defaults":
         row["score"] = train(task_key, None, _seed(task_key, seed))[0]
+    elif method == TASK_BLIND:
+        from lightning_meta.hpo.mappings.base import Mapping
+
+        config = Mapping.load(mapping).suggest({}, k=1)[0]
+        row["score"] = train(task_key, config, _seed(task_key, seed))[0]
+        row.update({f"hp_{k}": v for k, v in config.items()})
     elif method.startswith("zero_config"):
         callback = _callback(task_key, mapping, **({"max_distance": float("inf")} if method == UNLIMITED else {}))
         row["score"] = train(task_key, None, _seed(task_key, seed), [callback])[0]
@@ -80,11 +93,19 @@ def _job(job: tuple) -> dict:
     return row
 
 
+def _earlier_rows(path: Path, methods: list[str]) -> list[dict]:
+    """The rows of an earlier run, but for the methods about to run again."""
+    if not path.is_file():
+        raise SystemExit(f"--append: no earlier rows in {path}. Fix: run without --append first.")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for row in rows if row["method"] not in methods]
+
+
 def fit_mappings(frame: pd.DataFrame, kind: str, folder: Path, families: list[str]) -> dict[str, str]:
     """One mapping per held-out family, fit on the other families' runs."""
     paths = {}
     for family in families:
-        path = folder / f"{family}.mapping"
+        path = folder / f"{family}-{kind}.mapping"
         MAPPINGS[kind]().fit(frame[frame["family"] != family], SPACE).save(path)
         paths[family] = str(path)
     return paths
@@ -125,7 +146,8 @@ def report(summary: pd.DataFrame, rows: pd.DataFrame, args, seconds: float, fami
     lines = [
         "# Do no harm: the zero-config callback against the module's own defaults, leave-one-family-out",
         "",
-        f"Command: `{shlex.join(['python', 'benchmarks/hpo/do_no_harm.py', *args.argv])}`; {seconds:.0f} s on "
+        f"Command{' (adding its methods to the rows of the previous run, same seeds)' if args.append else ''}: "
+        f"`{shlex.join(['python', 'benchmarks/hpo/do_no_harm.py', *args.argv])}`; {seconds:.0f} s on "
         f"{platform.processor() or platform.machine()} ({multiprocessing.cpu_count()} cores); mapping "
         f"`{args.mapping}` fit on the other families' runs; {args.seeds} paired seeds per task (defaults, "
         "zero-config and search trained with the same seeds).",
@@ -145,6 +167,7 @@ def report(summary: pd.DataFrame, rows: pd.DataFrame, args, seconds: float, fami
                          f"({cell(r['ratio_min'], '.2f')}) | {cell(r['kept'], '.2f')} |")
     zero = summary[summary["method"] == "zero_config"]
     search = summary[summary["method"] == f"search@{SEARCH_FITS}"]
+    blind = summary[summary["method"] == TASK_BLIND]
     below = zero[zero["ci_high"] < 0]["family"].tolist()
     lines += [
         "",
@@ -160,6 +183,9 @@ def report(summary: pd.DataFrame, rows: pd.DataFrame, args, seconds: float, fami
         f"- The six original families, single proposal ratio (min family mean): "
         f"{zero[zero['family'].isin(ORIGINAL)]['ratio'].min():.3f} (target 0.92); search: "
         f"{search[search['family'].isin(ORIGINAL)]['ratio'].min():.3f} (target 0.96).",
+        *([f"- The simple baseline (`{TASK_BLIND}`, one configuration for every task): below the defaults on "
+           f"{', '.join(blind[blind['ci_high'] < 0]['family']) or 'no family'}; gap closed "
+           f"{blind['gained'].sum() / max(blind['gap'].sum(), 1e-12):.1%}."] if len(blind) else []),
         "",
         "## The decision the callback logged, one task per family (seed 0)",
         "",
@@ -224,19 +250,23 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="hpo_do_no_harm")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--append", action="store_true", help="keep the other methods' rows already in --out")
     args = parser.parse_args()
     args.argv = sys.argv[1:]
     _quiet()
     started = time.perf_counter()
     frame = family_frame(args.pool)
+    kept = _earlier_rows(RESULTS / f"{args.out}.jsonl", args.methods) if args.append else []
     with tempfile.TemporaryDirectory() as folder:
         paths = fit_mappings(frame, args.mapping, Path(folder), args.families)
+        blind = fit_mappings(frame, "best_on_average", Path(folder), args.families)
         jobs = []
         for family in args.families:
             tasks = FAMILIES[family][: args.tasks or None]
-            jobs += [(method, task.key, paths[family], seed) for task in tasks for seed in range(args.seeds)
-                     for method in ("defaults", "zero_config", UNLIMITED, f"search@{SEARCH_FITS}")]
-        rows = run_jobs(_job, jobs, args.workers, started, every=50, unit="jobs")
+            jobs += [(method, task.key, (blind if method == TASK_BLIND else paths)[family], seed)
+                     for task in tasks for seed in range(args.seeds) for method in args.methods]
+        rows = kept + run_jobs(_job, jobs, args.workers, started, every=50, unit="jobs")
     table = pd.DataFrame(rows)
     summary = summarize(table, reference(frame))
     RESULTS.mkdir(exist_ok=True)
