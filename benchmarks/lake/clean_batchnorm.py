@@ -37,7 +37,8 @@ def main() -> None:
         cfg = compose("config", overrides=[*overrides, "hydra.run.dir=."], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
-        cfg.callbacks, cfg.logger = None, None
+        cfg.callbacks, cfg.logger = None, None  # no checkpoints, logs or progress bars: two tests and two lines
+        cfg.trainer.enable_progress_bar = False
     built = build(cfg, overrides)
     saved = built.trainer.test(copy.deepcopy(built.model), datamodule=built.datamodule, verbose=False)[0]
     built.datamodule.setup("fit")
