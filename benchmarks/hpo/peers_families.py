@@ -127,7 +127,7 @@ def evaluate_family(family: str, frame: pd.DataFrame, index, repeats: int) -> pd
     return pd.DataFrame(rows)
 
 
-def report(rows: pd.DataFrame, argv: list[str], seconds: float, version: str) -> str:
+def report(rows: pd.DataFrame, argv: list[str], seconds: float, version: str, out: str) -> str:
     per_family = rows.groupby(["family", "method"])[["at_1", f"at_{FITS}"]].mean()
     families = sorted(rows["family"].unique())
     lines = [
@@ -137,7 +137,8 @@ def report(rows: pd.DataFrame, argv: list[str], seconds: float, version: str) ->
         f"{platform.machine()}; syne-tune {version}. Leave-one-family-out on the shipped pool; each held-out task "
         "is the Gaussian process of its 24 recorded runs plus its fitted seed noise. Cell: the true task-normalized "
         "score of the best observed run (1 = the best recorded run), mean over the family's tasks and "
-        f"{rows['seed'].nunique()} noise seeds; after 1 fit / after {FITS} fits.",
+        f"{rows['seed'].nunique()} noise seeds; after 1 fit / after {FITS} fits. Raw rows: `{Path(out).name}.csv`; "
+        f"plot: `{Path(out).name}.png`.",
         "",
         "| held-out family | " + " | ".join(METHODS) + " |",
         "|---|" + "---:|" * len(METHODS),
@@ -163,6 +164,29 @@ def report(rows: pd.DataFrame, argv: list[str], seconds: float, version: str) ->
     return "\n".join(lines) + "\n"
 
 
+def plot(rows: pd.DataFrame, path: Path) -> None:
+    """Per held-out family, each method's kept run after ``FITS`` fits (the defaults: their one fit)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    means = rows.groupby(["family", "method"])[f"at_{FITS}"].mean().unstack()
+    families = list(means.index)
+    width = 0.8 / len(METHODS)
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    for i, method in enumerate(METHODS):
+        ax.bar(np.arange(len(families)) + i * width, means[method], width, label=method)
+    ax.set_xticks(np.arange(len(families)) + width * (len(METHODS) - 1) / 2, families, rotation=20, ha="right",
+                  fontsize=8)
+    ax.set_ylabel(f"true normalized score of the kept run, {FITS} fits")
+    ax.set_title("Held-out families: the callback's fits against Syne Tune's transfer searchers")
+    ax.set_ylim(0.0, 1.25)
+    ax.legend(fontsize=8, ncol=len(METHODS), loc="upper center")
+    plt.tight_layout()
+    plt.savefig(path, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pool", default=f"sqlite:///{ROOT / 'lightning_meta/assets/mapping/families.db'}")
@@ -180,9 +204,10 @@ def main() -> None:
         parts.append(evaluate_family(family, frame, index, args.repeats))
         print(family, parts[-1].groupby("method")[f"at_{FITS}"].mean().round(3).to_dict(), flush=True)
     rows = pd.concat(parts)
-    text = report(rows, sys.argv[1:], time.perf_counter() - started, _syne_tune_version())
+    text = report(rows, sys.argv[1:], time.perf_counter() - started, _syne_tune_version(), args.out)
     (ROOT / "benchmarks" / "results" / f"{args.out}.md").write_text(text)
     rows.to_csv(ROOT / "benchmarks" / "results" / f"{args.out}.csv", index=False)
+    plot(rows, ROOT / "benchmarks" / "results" / f"{args.out}.png")
     print(text)
 
 
