@@ -67,20 +67,23 @@ def syne_config_space(space: SearchSpace) -> dict[str, Any]:
 
 def transfer_evaluations(dataset: metadatasets.MetaDataset, task: str, config_space: dict) -> dict:
     """Every task but ``task`` as Syne Tune's offline evaluations (one seed, one fidelity, -objective)."""
+    return {other: table_evaluation(config_space, dataset.table(other), dataset.space.names, "objective")
+            for other in dataset.tasks if other != task}
+
+
+def table_evaluation(config_space: dict, rows: Any, names: list[str], column: str) -> Any:
+    """One task's runs (``hp_<name>`` columns and ``column``, higher is better) as Syne Tune's offline evaluation."""
+    return offline_evaluation(config_space, rows[[f"hp_{n}" for n in names]].set_axis(names, axis=1),
+                              rows[column].to_numpy(dtype=float))
+
+
+def offline_evaluation(config_space: dict, hyperparameters: Any, scores: np.ndarray) -> Any:
+    """Syne Tune's ``TransferLearningTaskEvaluations`` of one task: one seed, one fidelity, the loss ``-scores``."""
     from syne_tune.optimizer.schedulers.transfer_learning.transfer_learning_task_evaluation import (
         TransferLearningTaskEvaluations,
     )
 
-    names = dataset.space.names
-    evaluations = {}
-    for other in dataset.tasks:
-        if other == task:
-            continue
-        rows = dataset.table(other)
-        hyperparameters = rows[[f"hp_{n}" for n in names]].set_axis(names, axis=1)
-        loss = -rows["objective"].to_numpy(dtype=float).reshape(-1, 1, 1, 1)
-        evaluations[other] = TransferLearningTaskEvaluations(config_space, hyperparameters, [METRIC], loss)
-    return evaluations
+    return TransferLearningTaskEvaluations(config_space, hyperparameters, [METRIC], -scores.reshape(-1, 1, 1, 1))
 
 
 class _Peer:

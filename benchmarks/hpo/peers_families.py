@@ -42,7 +42,8 @@ from lightning_meta.hpo.mappings import MAPPINGS
 from lightning_meta.hpo.mappings.base import normalized_scores
 
 from families_lofo import family_frame  # it puts pool/ on the path
-from peers import METRIC, PEERS, _clipped, _Peer, _syne_tune_version, syne_config_space
+from peers import (PEERS, _clipped, _Peer, _syne_tune_version, offline_evaluation, syne_config_space,
+                   table_evaluation)
 from search_design import FITS, ROOT, SPACE, SimulatedTask, picked
 
 MAPPING = "conditional_best_on_average"
@@ -51,34 +52,19 @@ METHODS = ("defaults", "callback", *PEERS, "random search")
 
 def transfer_evaluations(frame: pd.DataFrame, config_space: dict) -> dict:
     """The tasks of ``frame`` as Syne Tune's offline evaluations: one seed, one fidelity, -normalized score."""
-    from syne_tune.optimizer.schedulers.transfer_learning.transfer_learning_task_evaluation import (
-        TransferLearningTaskEvaluations,
-    )
-
     frame = frame.assign(score=normalized_scores(frame))
-    names = SPACE.names
-    evaluations = {}
-    for task, rows in frame.groupby("task", sort=True):
-        hyperparameters = rows[[f"hp_{n}" for n in names]].set_axis(names, axis=1).reset_index(drop=True)
-        loss = -rows["score"].to_numpy(dtype=float).reshape(-1, 1, 1, 1)
-        evaluations[task] = TransferLearningTaskEvaluations(config_space, hyperparameters, [METRIC], loss)
-    return evaluations
+    return {task: table_evaluation(config_space, rows.reset_index(drop=True), SPACE.names, "score")
+            for task, rows in frame.groupby("task", sort=True)}
 
 
 def grid_evaluations(tasks: list[str], index, config_space: dict, size: int = 256) -> dict:
     """The tasks on one shared grid of ``size`` random configurations, each task's score read from its runs' Gaussian
     process: ZeroShotTransfer ranks configurations that every task ran, and the pool's tasks ran different ones.
     (Syne Tune 0.16's own ``use_surrogates=True`` fails: it reads an attribute it never sets.)"""
-    from syne_tune.optimizer.schedulers.transfer_learning.transfer_learning_task_evaluation import (
-        TransferLearningTaskEvaluations,
-    )
-
     grid = SPACE.sample(size, 0)
     hyperparameters = pd.DataFrame(grid)[SPACE.names]
     encoded = SPACE.encode(grid)
-    return {task: TransferLearningTaskEvaluations(
-                config_space, hyperparameters, [METRIC],
-                -index.score_at(index.names.index(task), encoded).reshape(-1, 1, 1, 1))
+    return {task: offline_evaluation(config_space, hyperparameters, index.score_at(index.names.index(task), encoded))
             for task in tasks}
 
 
