@@ -1,12 +1,15 @@
-"""do_no_harm.py --append: the arms run again replace their earlier rows, the others are kept."""
+"""do_no_harm.py --methods / --append: the arms run again replace their earlier rows, the others are kept, and a
+run with no defaults to compare with stops before it trains."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from tests.benchmarks.hpo_modules import load
+from tests.benchmarks.hpo_modules import HPO, load
 
 
 def test_append_keeps_the_other_methods_rows_and_drops_the_ones_run_again(tmp_path):
@@ -18,3 +21,11 @@ def test_append_keeps_the_other_methods_rows_and_drops_the_ones_run_again(tmp_pa
     assert [r["method"] for r in kept] == ["defaults", "zero_config"]
     with pytest.raises(SystemExit, match="Fix: run without --append"):
         do_no_harm._earlier_rows(tmp_path / "missing.jsonl", [do_no_harm.TASK_BLIND])
+
+
+def test_a_run_without_defaults_to_compare_with_stops_before_training(tmp_path):
+    done = subprocess.run([sys.executable, str(HPO / "do_no_harm.py"), "--methods", "task_blind", "--out",
+                           str(tmp_path / "rows")], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith("Every arm is compared with the defaults")
+    assert not (tmp_path / "rows.jsonl").exists()
