@@ -174,7 +174,7 @@ class HyperparameterMapping(Callback):
         rule = {"margin": self.margin, "max_distance": self.max_distance} if self.keep_defaults else \
             {"apply_proposal": True}
         return decide(self.mapping, self.space, trainer, pl_module, strict=self.strict, k=self.k, monitor=self.monitor,
-                      mode=self.mode, observed=self._observed(), probe_batches=batches, **rule)
+                      mode=self.mode, observed=self._observed(), probe_batches=batches, task=self.task, **rule)
 
     def _observed(self) -> pd.DataFrame | None:
         """Earlier complete runs of this task that set every hyperparameter of the space."""
@@ -190,7 +190,7 @@ class HyperparameterMapping(Callback):
 
     def _say(self, pl_module: pl.LightningModule) -> None:
         line = self.decision.line(type(pl_module).__name__)
-        if not self.decision.config and not self.decision.evidence.neighbours and self.pool is None:
+        if not self.decision.config and self.decision.evidence.unlike and self.pool is None:
             line += "; pass pool=... to learn from your own runs"
         log.info(line)
         for name, why in self.skipped.items():

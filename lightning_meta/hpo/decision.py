@@ -80,9 +80,12 @@ def decide(
     margin: float = MARGIN,
     max_distance: float = MAX_DISTANCE,
     apply_proposal: bool = False,
+    task: str | None = None,
 ) -> Decision:
     """Finds where each value goes and what it holds first (a module that exposes nothing fails before any feature
-    is computed), then asks the mapping and weighs its proposal against the user's values."""
+    is computed), then asks the mapping and weighs its proposal against the user's values; ``task`` is the name
+    the run is recorded under, whose family (up to the first ``/``) tells the rule which recorded tasks are runs of
+    the same model."""
     targets, skipped = resolve_space(space, trainer, pl_module, strict)
     defaults = {name: _number_or_none(current(trainer, pl_module, target)) for name, target in targets.items()}
     features = dict(task_features(pl_module, trainer.datamodule, trainer, monitor, mode))
@@ -96,8 +99,9 @@ def decide(
         if apply_proposal:
             chosen, evidence = proposals[0], Evidence(True, "the mapping's proposal (keep_defaults=False)")
         else:
+            family = task.split("/", 1)[0] if task else None
             chosen, evidence = _choose(mapping, features, defaults, proposals, list(targets), observed, margin,
-                                       max_distance)
+                                       max_distance, family)
     config = _within(space, chosen, [n for n in targets if n in chosen]) if chosen is not None else {}
     unknown = [n for n in targets if defaults[n] is None and n not in config]
     if unknown:  # nothing of the user's to keep: the mapping's value is the only one there is
@@ -115,7 +119,7 @@ def quiet_feature_warnings() -> Iterator[None]:
         yield
 
 
-def _choose(mapping, features, defaults, proposals, names, observed, margin, max_distance):
+def _choose(mapping, features, defaults, proposals, names, observed, margin, max_distance, family):
     """The configuration to apply and why: the next step of a search when this task has recorded runs, otherwise
     the evidence rule (``evidence.weigh``)."""
     known = {n: v for n, v in defaults.items() if v is not None}
@@ -123,7 +127,7 @@ def _choose(mapping, features, defaults, proposals, names, observed, margin, max
     if len(rows):
         return _search_step(mapping, features, known, rows)
     return weigh(mapping, features, known, proposals, [n for n in names if n in known], margin=margin,
-                 max_distance=max_distance)
+                 max_distance=max_distance, family=family)
 
 
 def _search_step(mapping: Mapping, features: dict[str, Any], known: dict[str, Any],

@@ -4,14 +4,19 @@ A module's values are its author's best guess. The callback changes them only wh
 this one say that a change is better by a margin:
 
 1. **Neighbours.** The recorded tasks within ``max_distance`` of this one (``TaskIndex.distances``), at most
-   ``neighbours`` of them, nearest first. Fewer than ``min_neighbours``: nothing resembles this task, keep.
+   ``neighbours`` of them, nearest first. Fewer than ``min_sources``: nothing resembles this task, keep.
 2. **Candidates.** The mapping's proposals, the best runs of each neighbour, the user's values times
    10^±0.5 and 10^±1 (one log-scaled hyperparameter at a time), and for each of these every mix that changes
    only some of the hyperparameters and keeps the user's value of the others.
 3. **Gain.** On each neighbour, the candidate's score minus the score at the user's values, both read from
    that task's runs (``TaskIndex.score_at``, task-normalized: 1 = the task's best run, 0 = its 10th
-   percentile). Neighbours are weighted by ``1 / (distance + 0.1)``; the gain is the weighted mean and its
-   uncertainty the weighted standard deviation over ``sqrt(n)``.
+   percentile). Neighbours are weighted by ``1 / (distance + 0.1)``. The units of evidence are families (the
+   part of a task name before ``/``; the callback names a task ``ModuleClass/DataModuleClass``): the tasks of
+   another family count as one unit, their weighted mean gain; the tasks of the new task's own family count one
+   by one. The gain is the weighted mean over units, its uncertainty the weighted standard deviation over
+   ``sqrt(units)``; fewer than ``min_sources`` units: keep. Ten runs of one model on ten data sets agree with each
+   other far more than the next model agrees with them, so counting them as ten confirmations made the rule sure
+   of changes that did not carry over to another model (``benchmarks/results/hpo_applicability.md``).
 4. **Change** to the candidate with the highest ``gain - uncertainty`` (the lower bound), only if that bound is
    at least ``margin``; otherwise keep the user's values. Among candidates within ``margin`` of the best bound,
    the one that changes the fewest of the user's values wins: a change to one more hyperparameter must pay.
@@ -35,9 +40,9 @@ from lightning_meta.hpo.mappings.task_index import TaskIndex
 from lightning_meta.hpo.space import SearchSpace
 
 MARGIN = 0.05
-MAX_DISTANCE = 1.25  # calibrated leave-one-family-out on the shipped pool: benchmarks/results/hpo_applicability.md
-NEIGHBOURS = 5
-MIN_NEIGHBOURS = 2
+MAX_DISTANCE = 1.75  # calibrated leave-one-family-out on the shipped pool: benchmarks/results/hpo_applicability.md
+NEIGHBOURS = 10  # enough that the evidence usually spans several families
+MIN_SOURCES = 2
 _MULTIPLES = (-1.0, -0.5, 0.5, 1.0)  # log10 steps around the user's value
 
 
@@ -47,7 +52,8 @@ class Evidence:
 
     ``neighbours``: the recorded tasks weighed, as ``(task, distance)``; ``distance``: to the nearest recorded
     task (inf when the mapping keeps no task index); ``gain`` and ``gain_std``: the predicted gain of the
-    applied configuration over the user's values in task-normalized score, and its uncertainty (0 when kept).
+    applied configuration over the user's values in task-normalized score, and its uncertainty (0 when kept);
+    ``unlike``: the recorded tasks hold too little like this one to weigh a change at all.
     """
 
     changed: bool
@@ -56,6 +62,7 @@ class Evidence:
     distance: float = math.inf
     gain: float = 0.0
     gain_std: float = 0.0
+    unlike: bool = False
 
 
 def weigh(
@@ -68,12 +75,14 @@ def weigh(
     margin: float = MARGIN,
     max_distance: float = MAX_DISTANCE,
     neighbours: int = NEIGHBOURS,
-    min_neighbours: int = MIN_NEIGHBOURS,
+    min_sources: int = MIN_SOURCES,
+    family: str | None = None,
 ) -> tuple[dict[str, Any] | None, Evidence]:
     """The values to change (None: keep the user's values of ``names``) and the evidence for it.
 
     ``defaults`` holds the user's value of each name in ``names`` (the hyperparameters the callback can set);
-    ``proposals`` are the mapping's top configurations over its whole space.
+    ``proposals`` are the mapping's top configurations over its whole space; ``family`` is the new task's own
+    family, whose recorded tasks count one by one (None: every recorded family counts as one unit).
     """
     index: TaskIndex | None = mapping.index
     if index is None:
@@ -83,9 +92,15 @@ def weigh(
     closest = f"nearest: {index.names[nearest[0][0]]}, distance {nearest[0][1]:.2f}" if nearest else "the pool is empty"
     listed = [(index.names[i], d) for i, d in near]
     first = nearest[0][1] if nearest else math.inf
-    if len(near) < min_neighbours:
-        return None, Evidence(False, f"no recorded task resembles this one ({closest}, threshold {max_distance:g})",
-                              listed, first)
+    if len(near) < min_sources:
+        some = f"only {len(near)} recorded task resembles" if near else "no recorded task resembles"
+        return None, Evidence(False, f"{some} this one ({closest}, threshold {max_distance:g})", listed, first,
+                              unlike=True)
+    sources = [(index.family(i), i) if index.family(i) == family else (index.family(i),) for i, _ in near]
+    if len(set(sources)) < min_sources:
+        return None, Evidence(False, f"the {len(near)} similar recorded tasks ({closest}) are all runs of one other "
+                                     f"family, {index.family(near[0][0])!r}, which cannot tell whether its best "
+                                     "values carry over to another", listed, first, unlike=True)
     space = mapping.space
     base = _full(space, defaults, proposals[0])
     candidates = _candidates(space, base, proposals, names, index, [i for i, _ in near])
@@ -93,21 +108,29 @@ def weigh(
         return None, Evidence(False, "no configuration differs from your values in what can be set", listed, first)
     x = space.encode([base] + candidates)
     scores = np.stack([index.score_at(i, x) for i, _ in near])  # row 0: the user's values
-    gains = scores[:, 1:] - scores[:, :1]
-    weights = 1.0 / (np.array([d for _, d in near]) + 0.1)
+    gains, weights = _by_source(scores[:, 1:] - scores[:, :1], 1.0 / (np.array([d for _, d in near]) + 0.1), sources)
     mean = weights @ gains / weights.sum()
-    std = np.sqrt(weights @ (gains - mean) ** 2 / weights.sum()) / math.sqrt(len(near))
+    std = np.sqrt(weights @ (gains - mean) ** 2 / weights.sum()) / math.sqrt(len(weights))
     best = _parsimonious(mean - std, [sum(c[n] != base[n] for n in names) for c in candidates], margin)
     evidence = Evidence(False, "", listed, first, float(mean[best]), float(std[best]))
+    families = len({index.family(i) for i, _ in near})
+    similar = f"{len(near)} similar recorded tasks of {families} famil{'y' if families == 1 else 'ies'} ({closest})"
     if mean[best] - std[best] < margin:
-        evidence.reason = (f"{len(near)} similar recorded tasks ({closest}) predict no gain over your values above "
-                           f"the margin (best {mean[best]:+.3f} ± {std[best]:.3f}, margin {margin:g})")
+        evidence.reason = (f"{similar} predict no gain over your values above the margin "
+                           f"(best {mean[best]:+.3f} ± {std[best]:.3f}, margin {margin:g})")
         evidence.gain = evidence.gain_std = 0.0
         return None, evidence
     evidence.changed = True
-    evidence.reason = (f"{len(near)} similar recorded tasks ({closest}) predict {mean[best]:+.3f} ± {std[best]:.3f} "
-                       "over your values")
+    evidence.reason = f"{similar} predict {mean[best]:+.3f} ± {std[best]:.3f} over your values"
     return {n: v for n, v in candidates[best].items() if n in names and v != base[n]}, evidence
+
+
+def _by_source(gains: np.ndarray, weights: np.ndarray, sources: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """Step 3's units of evidence: one row of gains per source (its tasks' weighted mean), weighted by the sum of
+    its tasks' weights."""
+    names = list(dict.fromkeys(sources))
+    member = np.array([[s == n for s in sources] for n in names], dtype=float) * weights
+    return member @ gains / member.sum(axis=1, keepdims=True), member.sum(axis=1)
 
 
 def _parsimonious(bound: np.ndarray, changes: list[int], margin: float) -> int:

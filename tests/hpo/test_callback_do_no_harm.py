@@ -124,7 +124,7 @@ def test_a_poor_default_on_a_task_like_the_recorded_ones_is_changed(mapping, cap
     assert decision.evidence.changed and abs(math.log10(callback.config["lr"] / BEST_LR)) < 0.75
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(callback.config["lr"])
     assert decision.evidence.gain - decision.evidence.gain_std >= callback.margin
-    assert "(yours: 0.0001) on Linear: 4 similar recorded tasks (nearest: recorded" in caplog.text
+    assert "(yours: 0.0001) on Linear: 4 similar recorded tasks of 4 families (nearest: recorded" in caplog.text
 
 
 def test_a_task_unlike_every_recorded_one_keeps_the_modules_values_and_says_so(mapping, caplog, tmp_path):
@@ -242,4 +242,8 @@ def test_the_shipped_mapping_keeps_the_values_of_a_task_unlike_its_pool(caplog):
     assert callback.features["pretrained"] == 1.0 and callback.features["share_attention"] > 0.3
     assert callback.features["objective_min"] == 1.0
     assert callback.config == {} and trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-5)
-    assert "keeps lr=1e-05, weight_decay=0.01 on PretrainedTransformerRegressor: no recorded task resembles" in caplog.text
+    # the shipped pool's only pretrained tasks are one family's (fine-tuned CNNs): one model's runs cannot say
+    # whether their best values carry over to this one
+    assert ("keeps lr=1e-05, weight_decay=0.01 on PretrainedTransformerRegressor: the 4 similar recorded tasks "
+            "(nearest: finetune_cnn/") in caplog.text
+    assert "are all runs of one other family, 'finetune_cnn'" in caplog.text and "pass pool=..." in caplog.text

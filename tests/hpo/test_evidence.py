@@ -64,7 +64,7 @@ def test_a_task_unlike_every_recorded_one_keeps_its_values_and_names_the_nearest
     chosen, evidence = _weigh(mapping, UNLIKE, {"lr": 1e-4, "weight_decay": 1e-4})
     assert chosen is None and evidence.neighbours == []
     assert "no recorded task resembles this one (nearest: mlp" in evidence.reason
-    assert evidence.distance > MAX_DISTANCE
+    assert evidence.distance > MAX_DISTANCE and evidence.unlike
 
 
 def test_only_the_hyperparameters_that_pay_are_changed(mapping):
@@ -83,3 +83,39 @@ def test_a_feature_the_recorded_tasks_lack_counts_as_unlike(mapping):
     lacking = ConditionalBestOnAverage().fit(_frame().drop(columns=["f_share_attention"]), SPACE)
     near = lacking.index.distances(MLP)
     assert near.min() >= 1.0  # the new task states share_attention, no recorded task does
+
+
+def _two_families(names: list[str]) -> Mapping:
+    """Five MLP tasks of one kind: the first four peak at lr 0.1, the fifth at lr 1e-3; ``names`` name them."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for t, name in enumerate(names):
+        best = 1e-1 if t < 4 else 1e-3
+        for lr, wd in zip(10 ** rng.uniform(-4, 0, 24), 10 ** rng.uniform(-6, -1, 24)):
+            rows.append({"task": name, "objective": -abs(math.log10(lr / best)), "status": "complete",
+                         "hp_lr": lr, "hp_weight_decay": wd, **{f"f_{k}": v for k, v in MLP.items()}})
+    return ConditionalBestOnAverage().fit(pd.DataFrame(rows), SPACE)
+
+
+def test_tasks_of_one_family_count_as_one_source_of_evidence():
+    defaults = {"lr": 1e-2, "weight_decay": 1e-4}
+    # five families, four of which agree that a higher lr pays: a change
+    chosen, separate = _weigh(_two_families(["a", "b", "c", "d", "e"]), MLP, defaults)
+    assert separate.changed and chosen["lr"] > 2e-2
+    # the four that agree are one model's runs on four data sets: one family against another, no change
+    chosen, grouped = _weigh(_two_families(["m/a", "m/b", "m/c", "m/d", "n/e"]), MLP, defaults)
+    assert chosen is None and not grouped.changed
+    assert "5 similar recorded tasks of 2 families" in grouped.reason
+
+
+def test_the_tasks_of_the_new_tasks_own_family_count_one_by_one():
+    names, defaults = ["a", "b", "c", "d", "e"], {"lr": 1e-2, "weight_decay": 1e-4}
+    _, separate = _weigh(_two_families(names), MLP, defaults)
+    mapping = _two_families([f"m/{n}" for n in names])
+    proposals = mapping.suggest(MLP, k=3)
+    _, own = weigh(mapping, MLP, defaults, proposals, list(defaults), family="m")
+    assert (own.changed, own.gain, own.gain_std) == (separate.changed, separate.gain, separate.gain_std)
+    assert "of 1 family" in own.reason
+    # the same runs as another module's: one family, which cannot tell whether its values carry over
+    chosen, other = weigh(mapping, MLP, defaults, proposals, list(defaults), family="n")
+    assert chosen is None and "all runs of one other family, 'm'" in other.reason and other.unlike

@@ -68,6 +68,11 @@ class TaskIndex:
         order = np.argsort(distance, kind="stable")[:k]
         return [(int(i), float(distance[i])) for i in order]
 
+    def family(self, task: int) -> str:
+        """The recorded task's family: its name up to the first ``/`` (the callback names a task
+        ``ModuleClass/DataModuleClass``, the pool ``family/task``); the whole name where there is none."""
+        return self.names[task].split("/", 1)[0]
+
     def score_at(self, task: int, x: np.ndarray) -> np.ndarray:
         """Task ``task``'s normalized score at each encoded configuration, read from its runs by a Gaussian process
         with one length scale per hyperparameter (so a hyperparameter that does not matter on the task is
