@@ -8,8 +8,8 @@ own runs:
   its rank among the task's runs, whatever the metric's units;
 * **prior mean**: the mapping's zero-shot prediction, divided by its spread over the candidates and weighted by
   ``PRIOR_WEIGHT``. Simulated searches over the pool's recorded tasks (``benchmarks/hpo/search_design.py``) put
-  weights 0.25 and 1 level (0.923 and 0.920 of the best run) and no prior 0.05 below; 0.25 did best on the family
-  whose runs disagree most with the prior (Omniglot ResNet/SGD: 0.745 against 0.681);
+  weight 0.25 first (0.923 of the best run, against 0.913 for 1 and 0.889 for no prior), also on the family whose
+  runs disagree most with the prior (Omniglot ResNet/SGD: 0.687 against 0.670 and 0.650);
 * **kernel**: one length scale per hyperparameter and a noise share, chosen by the pooled marginal likelihood of
   the mapping's recorded tasks (``pool_kernel``). On the shipped pool the weight decay's length scale comes out
   8x the learning rate's: the recorded tasks say it matters less, so the search spends fewer fits on it;
