@@ -7,7 +7,8 @@ A faster update is only a lever if it still computes the meta-gradient. For each
   ``torch.autocast("cpu", torch.bfloat16)`` (what ``trainer.precision=bf16-mixed`` runs) and the same learner's
   gradient in float64; float32 beside it as the yardstick (meta-batch 4);
 * speed: tasks/s of the float32 and the bf16 update with ``task_threads`` = the torch threads, timed interleaved
-  (meta-batch 32, as ``run.py``).
+  (meta-batch 32, as ``run.py``), beside learn2learn's same update in float32 and under the same autocast (its step
+  wrapped whole, as a user of its examples would) when this interpreter can import it.
 
     OMP_NUM_THREADS=2 python -m benchmarks.speed.mixed_precision
 """
@@ -23,9 +24,10 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.speed.baseline_l2l import NOT_INSTALLED, l2l_step, l2l_version
 from benchmarks.speed.machine import describe
 from benchmarks.speed.ours import our_learner, our_network, our_step
-from benchmarks.speed.timing import LoopContender, interleaved
+from benchmarks.speed.timing import LoopContender, Step, interleaved
 from benchmarks.speed.workload import Workload, synthetic_episodes, workloads
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
@@ -54,15 +56,26 @@ def agreement(workload: Workload) -> dict[str, tuple[float, float]]:
 
 
 def speed(workload: Workload, repeats: int) -> dict[str, float]:
-    """Tasks/s of the float32 and the bf16 update, task threads on, interleaved."""
+    """Tasks/s of the float32 and the bf16 update, task threads on, and learn2learn's in both, interleaved."""
     episodes, device, threads = synthetic_episodes(workload), torch.device("cpu"), torch.get_num_threads()
+    bf16 = torch.autocast("cpu", torch.bfloat16)
     contenders = {
         "float32": LoopContender(our_step(workload, episodes, device, task_threads=threads), device),
-        "bf16 autocast": LoopContender(our_step(workload, episodes, device, task_threads=threads,
-                                                autocast=torch.autocast("cpu", torch.bfloat16)), device),
+        "bf16 autocast": LoopContender(our_step(workload, episodes, device, task_threads=threads, autocast=bf16), device),
     }
+    if l2l_version() != NOT_INSTALLED:
+        contenders["learn2learn float32"] = LoopContender(l2l_step(workload, episodes, device), device)
+        contenders["learn2learn bf16 autocast"] = LoopContender(_under(bf16, l2l_step(workload, episodes, device)), device)
     timings = interleaved(contenders, device, warmup=1, repeats=repeats, iters=2, budget_s=30.0)
     return {name: workload.meta_batch / timing.median for name, timing in timings.items()}
+
+
+def _under(autocast: contextlib.AbstractContextManager, step: Step) -> Step:
+    def run() -> object:
+        with autocast:
+            return step()
+
+    return run
 
 
 def main() -> None:
@@ -76,16 +89,21 @@ def main() -> None:
              "Agreement: cosine / relative norm of the difference between the update's gradient and the same "
              "learner's float64 gradient (same weights and episodes, meta-batch 4). Speed: tasks/s with task_threads "
              f"= {torch.get_num_threads()}, meta-batch 32, interleaved rounds, median.", "",
-             "| learner | float32 agreement | bf16 agreement | float32 tasks/s | bf16 tasks/s | bf16 / float32 |",
-             "| --- | --- | --- | ---: | ---: | ---: |"]
+             "| learner | float32 agreement | bf16 agreement | float32 tasks/s | bf16 tasks/s | bf16 / float32 | "
+             "learn2learn float32 / bf16 tasks/s | ours bf16 / learn2learn float32 | ours bf16 / learn2learn bf16 |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for workload in workloads("cpu"):
         if workload.image != "omniglot" or workload.ways != 5:
             continue
         agree, rate = agreement(workload), speed(workload, args.repeats)
         cell = lambda name: f"{agree[name][0]:.4f} / {agree[name][1]:.3f}"  # noqa: E731
+        ours = rate["bf16 autocast"]
+        theirs = (f"{rate['learn2learn float32']:.1f} / {rate['learn2learn bf16 autocast']:.1f} | "
+                  f"{ours / rate['learn2learn float32']:.2f}x | {ours / rate['learn2learn bf16 autocast']:.2f}x"
+                  if "learn2learn float32" in rate else "not installed | – | –")
         lines.append(f"| {workload.algo} ({workload.inner_steps} inner step{'s' * (workload.inner_steps > 1)}) | "
                      f"{cell('float32')} | {cell('bf16 autocast')} | {rate['float32']:.1f} | "
-                     f"{rate['bf16 autocast']:.1f} | {rate['bf16 autocast'] / rate['float32']:.2f}x |")
+                     f"{ours:.1f} | {ours / rate['float32']:.2f}x | {theirs} |")
         print(lines[-1], flush=True)
     lines += ["", f"Command: `OMP_NUM_THREADS={torch.get_num_threads()} python -m benchmarks.speed.mixed_precision`; "
               f"{time.perf_counter() - began:.0f} s on {platform.machine()}."]
