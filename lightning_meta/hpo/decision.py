@@ -23,6 +23,7 @@ from lightning_meta.hpo.apply import current, resolve_space
 from lightning_meta.hpo.evidence import MARGIN, MAX_DISTANCE, Evidence, weigh
 from lightning_meta.hpo.features import probe_features, task_features
 from lightning_meta.hpo.mappings.base import Mapping, observed_rows
+from lightning_meta.hpo.mappings.task_index import family_of
 from lightning_meta.hpo.search import next_config
 from lightning_meta.hpo.space import SearchSpace
 
@@ -84,8 +85,8 @@ def decide(
 ) -> Decision:
     """Finds where each value goes and what it holds first (a module that exposes nothing fails before any feature
     is computed), then asks the mapping and weighs its proposal against the user's values; ``task`` is the name
-    the run is recorded under, whose family (up to the first ``/``) tells the rule which recorded tasks are runs of
-    the same model."""
+    the run is recorded under, whose family (``family_of``) tells the rule which recorded tasks are runs of the same
+    model."""
     targets, skipped = resolve_space(space, trainer, pl_module, strict)
     defaults = {name: _number_or_none(current(trainer, pl_module, target)) for name, target in targets.items()}
     features = dict(task_features(pl_module, trainer.datamodule, trainer, monitor, mode))
@@ -99,7 +100,7 @@ def decide(
         if apply_proposal:
             chosen, evidence = proposals[0], Evidence(True, "the mapping's proposal (keep_defaults=False)")
         else:
-            family = task.split("/", 1)[0] if task else None
+            family = family_of(task) if task else None
             chosen, evidence = _choose(mapping, features, defaults, proposals, list(targets), observed, margin,
                                        max_distance, family)
     config = _within(space, chosen, [n for n in targets if n in chosen]) if chosen is not None else {}

@@ -96,11 +96,12 @@ def weigh(
         some = f"only {len(near)} recorded task resembles" if near else "no recorded task resembles"
         return None, Evidence(False, f"{some} this one ({closest}, threshold {max_distance:g})", listed, first,
                               unlike=True)
-    sources = [(index.family(i), i) if index.family(i) == family else (index.family(i),) for i, _ in near]
+    families = [index.family(i) for i, _ in near]
+    sources = [(f, i) if f == family else (f,) for f, (i, _) in zip(families, near)]
     if len(set(sources)) < min_sources:
         return None, Evidence(False, f"the {len(near)} similar recorded tasks ({closest}) are all runs of one other "
-                                     f"family, {index.family(near[0][0])!r}, which cannot tell whether its best "
-                                     "values carry over to another", listed, first, unlike=True)
+                                     f"family, {families[0]!r}, which cannot tell whether its best values carry over "
+                                     "to another", listed, first, unlike=True)
     space = mapping.space
     base = _full(space, defaults, proposals[0])
     candidates = _candidates(space, base, proposals, names, index, [i for i, _ in near])
@@ -113,8 +114,8 @@ def weigh(
     std = np.sqrt(weights @ (gains - mean) ** 2 / weights.sum()) / math.sqrt(len(weights))
     best = _parsimonious(mean - std, [sum(c[n] != base[n] for n in names) for c in candidates], margin)
     evidence = Evidence(False, "", listed, first, float(mean[best]), float(std[best]))
-    families = len({index.family(i) for i, _ in near})
-    similar = f"{len(near)} similar recorded tasks of {families} famil{'y' if families == 1 else 'ies'} ({closest})"
+    kinds = len(set(families))
+    similar = f"{len(near)} similar recorded tasks of {kinds} famil{'y' if kinds == 1 else 'ies'} ({closest})"
     if mean[best] - std[best] < margin:
         evidence.reason = (f"{similar} predict no gain over your values above the margin "
                            f"(best {mean[best]:+.3f} ± {std[best]:.3f}, margin {margin:g})")

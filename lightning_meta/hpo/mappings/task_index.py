@@ -69,9 +69,8 @@ class TaskIndex:
         return [(int(i), float(distance[i])) for i in order]
 
     def family(self, task: int) -> str:
-        """The recorded task's family: its name up to the first ``/`` (the callback names a task
-        ``ModuleClass/DataModuleClass``, the pool ``family/task``); the whole name where there is none."""
-        return self.names[task].split("/", 1)[0]
+        """The recorded task's family (``family_of`` its name)."""
+        return family_of(self.names[task])
 
     def score_at(self, task: int, x: np.ndarray) -> np.ndarray:
         """Task ``task``'s normalized score at each encoded configuration, read from its runs by a Gaussian process
@@ -87,6 +86,12 @@ class TaskIndex:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TaskIndex:
         return cls(list(state["names"]), state["kinds"], state["x"], state["scores"], state["task_of"])
+
+
+def family_of(task: str) -> str:
+    """A task's family: its name up to the first ``/`` (the callback names a task ``ModuleClass/DataModuleClass``,
+    the pool ``family/task``); the whole name where there is none."""
+    return task.split("/", 1)[0]
 
 
 def _surface(x: np.ndarray, y: np.ndarray) -> Any:
