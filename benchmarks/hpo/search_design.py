@@ -8,6 +8,7 @@ callback runs (the rule's decision, the user's values, then ``search.next_config
 the true score of the run the search would pick (its best observed), averaged over tasks and repeats.
 
     python benchmarks/hpo/search_design.py --weights 0 0.25 1
+    python benchmarks/hpo/search_design.py --weights 0.25 --lengthscale-scales 1 2 --repeats 5 --out hpo_search_lengthscale
 """
 
 from __future__ import annotations
@@ -79,10 +80,25 @@ def picked(runs: list[dict]) -> float:
     return max(runs, key=lambda r: r["objective"])["truth"]
 
 
+def _scaled(learnt, scale: float):
+    """``search.pool_kernel`` with its length scales multiplied by ``scale``."""
+    def kernel(mapping):
+        lengthscales, noise = learnt(mapping)
+        return lengthscales * scale, noise
+    return kernel
+
+
+def _label(design: tuple[float, float], args) -> str:
+    weight, scale = design
+    return f"PRIOR_WEIGHT {weight:g}" + (f", length scales x{scale:g}" if args.lengthscale_scales != [1.0] else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pool", default=f"sqlite:///{ROOT / 'lightning_meta/assets/mapping/families.db'}")
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 1.0], help="PRIOR_WEIGHT values")
+    parser.add_argument("--lengthscale-scales", type=float, nargs="+", default=[1.0],
+                        help="multiples of the length scales learnt from the pool (a bolder search: > 1)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="hpo_search_design")
     args = parser.parse_args()
@@ -92,25 +108,28 @@ def main() -> None:
     index = MAPPINGS["conditional_best_on_average"]().fit(frame, SPACE).index
     families = sorted(frame["family"].unique())
     table = {}
+    learnt = search.pool_kernel
+    designs = [(w, scale) for w in args.weights for scale in args.lengthscale_scales]
     for family in families:
         mapping = MAPPINGS["conditional_best_on_average"]().fit(frame[frame["family"] != family], SPACE)
         tasks = [SimulatedTask(index, t, frame) for t in sorted(frame.loc[frame["family"] == family, "task"].unique())]
-        for weight in args.weights:
-            search.PRIOR_WEIGHT = weight
-            table[(family, weight)] = np.mean([t.search(mapping, np.random.default_rng(r))
+        for design in designs:
+            search.PRIOR_WEIGHT, search.pool_kernel = design[0], _scaled(learnt, design[1])
+            table[(family, design)] = np.mean([t.search(mapping, np.random.default_rng(r))
                                                for t in tasks for r in range(args.repeats)])
-        print(family, {w: round(table[(family, w)], 3) for w in args.weights}, flush=True)
-    lines = ["# The search's prior weight, on simulated searches over the pool's recorded tasks", "",
+        print(family, {_label(d, args): round(table[(family, d)], 3) for d in designs}, flush=True)
+    search.pool_kernel = learnt
+    lines = ["# The search's constants, on simulated searches over the pool's recorded tasks", "",
              f"Command: `{shlex.join(['python', 'benchmarks/hpo/search_design.py', *sys.argv[1:]])}`; "
              f"{time.perf_counter() - started:.0f} s on {platform.machine()}. Leave-one-family-out; {FITS} fits as the "
              f"callback runs them; {args.repeats} noise seeds per task. Cell: the true task-normalized score of the "
              "run the search picks (1 = the best of the task's recorded runs).", "",
-             "| held-out family | " + " | ".join(f"PRIOR_WEIGHT {w:g}" for w in args.weights) + " |",
-             "|---|" + "---:|" * len(args.weights)]
+             "| held-out family | " + " | ".join(_label(d, args) for d in designs) + " |",
+             "|---|" + "---:|" * len(designs)]
     for family in families:
-        lines.append(f"| {family} | " + " | ".join(f"{table[(family, w)]:.3f}" for w in args.weights) + " |")
+        lines.append(f"| {family} | " + " | ".join(f"{table[(family, d)]:.3f}" for d in designs) + " |")
     lines.append("| **mean** | " + " | ".join(
-        f"**{np.mean([table[(f, w)] for f in families]):.3f}**" for w in args.weights) + " |")
+        f"**{np.mean([table[(f, d)] for f in families]):.3f}**" for d in designs) + " |")
     text = "\n".join(lines) + "\n"
     (ROOT / "benchmarks" / "results" / f"{args.out}.md").write_text(text)
     print(text)
