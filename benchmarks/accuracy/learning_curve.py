@@ -55,6 +55,13 @@ def saturating(n: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
     return a - b * np.power(n, -c)
 
 
+def fitted(n: np.ndarray, acc: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray:
+    """``saturating``'s (a, b, c) by least squares, each point weighted by its standard error ``sigma``."""
+    params, _ = curve_fit(saturating, n, acc, p0=(acc.max() + 1.0, 100.0, 0.5), sigma=sigma, maxfev=20000,
+                          bounds=([0.0, 0.0, 0.01], [100.0, np.inf, 3.0]))
+    return params
+
+
 def needed(params: np.ndarray, target: float) -> float:
     """Meta-iterations at which the fitted curve reaches ``target`` (inf when its asymptote stays below)."""
     a, b, c = params
@@ -83,8 +90,7 @@ def main() -> None:
     n = np.array([p["meta_iterations"] for p in points], dtype=float)
     acc = np.array([p["acc"] for p in points])
     sigma = np.array([max(p["ci95"], 1e-3) / 1.96 for p in points])
-    params, _ = curve_fit(saturating, n, acc, p0=(acc.max() + 1.0, 100.0, 0.5), sigma=sigma, maxfev=20000,
-                          bounds=([0.0, 0.0, 0.01], [100.0, np.inf, 3.0]))
+    params = fitted(n, acc, sigma)
     need = needed(params, args.target)
     report(args, points, params, need, time.perf_counter() - started)
 

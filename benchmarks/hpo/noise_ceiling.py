@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from do_no_harm import best_recorded_configs, reference
 from families_lofo import _quiet, _seed, family_frame, train  # it puts pool/ on the path
 from pool.families import FAMILIES
 
@@ -29,18 +30,16 @@ def main() -> None:
     args = parser.parse_args()
     _quiet()
     frame = family_frame(args.pool)
+    best, configs = reference(frame)["best"], best_recorded_configs(frame)
     print("| family | tasks | best of 5 re-runs / best of 24 | one re-run / best of 24 |\n|---|---:|---:|---:|")
     for family in args.families:
         best_of, single = [], []
         for task in FAMILIES[family]:
-            runs = frame[frame["task"] == task.key]
-            top = runs.loc[runs["objective"].idxmax()]
-            if top["objective"] <= 0:
+            if best[task.key] <= 0:
                 continue  # a ratio needs a positive score (the language models' negated losses have none)
-            config = {"lr": float(top["hp_lr"]), "weight_decay": float(top["hp_weight_decay"])}
-            scores = [train(task.key, config, _seed(task.key, 0, k))[0] for k in range(args.seeds)]
-            best_of.append(max(scores) / top["objective"])
-            single.append(np.mean(scores) / top["objective"])
+            scores = [train(task.key, configs[task.key], _seed(task.key, 0, k))[0] for k in range(args.seeds)]
+            best_of.append(max(scores) / best[task.key])
+            single.append(np.mean(scores) / best[task.key])
         print(f"| {family} | {len(best_of)} | {np.mean(best_of):.3f} | {np.mean(single):.3f} |", flush=True)
 
 

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
-from scipy.optimize import curve_fit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from benchmarks.accuracy.learning_curve import needed, saturating  # noqa: E402
+from benchmarks.accuracy.learning_curve import fitted, needed, saturating
 
 
 def test_the_fit_of_a_known_curve_gives_the_meta_iterations_its_target_needs():
     n = np.array([500, 1000, 1500, 2000, 3000, 4000, 6000], dtype=float)
     truth = (98.5, 60.0, 0.55)
     acc = saturating(n, *truth) + np.random.default_rng(0).normal(0.0, 0.02, len(n))
-    params, _ = curve_fit(saturating, n, acc, p0=(acc.max() + 1.0, 100.0, 0.5), maxfev=20000,
-                          bounds=([0.0, 0.0, 0.01], [100.0, np.inf, 3.0]))
+    params = fitted(n, acc)
     exact = ((98.5 - 97.5) / 60.0) ** (-1 / 0.55)  # where the true curve reaches 97.5
     assert abs(needed(params, 97.5) - exact) / exact < 0.2
     assert math.isclose(saturating(np.array([needed(truth, 97.5)]), *truth)[0], 97.5)
