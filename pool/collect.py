@@ -48,7 +48,7 @@ runs already recorded are skipped). `lightning-meta fit OUT pool=...` then fits 
 overrides (conf/collect.yaml): pool=URL families=all|[name,...] trials=N workers=N shard=I/N
   seed=N probe=true|false space.lr.high=0.1 ...
 families: omniglot_cnn_adam omniglot_resnet_sgd digits_mlp_sgd tabular_mlp_adamw mnist1d_cnn_adam
-  small_tables_mlp_adam text_transformer sequence_gru regression_mlp finetune_cnn
+  small_tables_mlp_adam text_transformer sequence_gru regression_mlp finetune_cnn sequence_lstm
 """
 
 

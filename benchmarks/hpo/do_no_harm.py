@@ -157,7 +157,7 @@ def summarize(rows: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
         kept = rows.loc[(rows["method"] == method) & (rows["family"] == family), "changed"]
         out.append({"family": family, "method": method, "tasks": len(part), "diff": diff.mean(), "ci_low": diff.mean() - half,
                     "ci_high": diff.mean() + half, "normalized": part["normalized"].mean(),
-                    "ratio": part["ratio"].mean(), "ratio_min": part["ratio"].min(),
+                    "ratio": part["ratio"].mean(), "ratio_min": part["ratio"].min(), "ratio_tasks": part["ratio"].count(),
                     "gained": float((part["score"].to_numpy() - base["score"].to_numpy()).sum()), "gap": float(gap.sum()),
                     "kept": float((~kept.astype(bool)).mean()) if method.startswith("zero_config") else np.nan})
     return pd.DataFrame(out)
@@ -204,9 +204,9 @@ def report(summary: pd.DataFrame, rows: pd.DataFrame, args, seconds: float, fami
         f"- Search of {SEARCH_FITS} fits, normalized score per family (min): {search['normalized'].min():.3f}; "
         f"ratio to the best of 24 per family (min over families with positive scores): {search['ratio'].min():.3f} "
         "(target 0.95).",
-        f"- The six original families, single proposal ratio (min family mean): "
-        f"{zero[zero['family'].isin(ORIGINAL)]['ratio'].min():.3f} (target 0.92); search: "
-        f"{search[search['family'].isin(ORIGINAL)]['ratio'].min():.3f} (target 0.96).",
+        f"- The six original families, ratio over their tasks (the figures `families_lofo.py` reported when these "
+        f"targets were set: single 0.920, five fits 0.968): single proposal {original_ratio(zero)} (target 0.92); "
+        f"search {original_ratio(search)} (target 0.96).",
         *([f"- The ceiling of a single training (`{BEST_RECORDED}`, the best pool configuration trained again): "
            f"{lowest['ratio']:.3f} of the best of 24 on the six original families' worst ({lowest['family']}), so a "
            "single-proposal target above it cannot be met against the best of 24."] if len(ceiling) else []),
@@ -226,6 +226,16 @@ def report(summary: pd.DataFrame, rows: pd.DataFrame, args, seconds: float, fami
     lines += ceiling_table(rows, families) if (rows["method"] == BEST_RECORDED).any() else []
     lines += ["", f"Raw rows: `benchmarks/results/{args.out}.jsonl`; plot: `{args.out}.png`."]
     return "\n".join(lines) + "\n"
+
+
+def original_ratio(arm: pd.DataFrame) -> str:
+    """The arm's ratio to the best of 24 over the six original families' tasks, and its lowest family mean."""
+    part = arm[arm["family"].isin(ORIGINAL)]
+    if part.empty:
+        return "–"
+    lowest = part.loc[part["ratio"].idxmin()]
+    over_tasks = (part["ratio"] * part["ratio_tasks"]).sum() / part["ratio_tasks"].sum()
+    return f"{over_tasks:.3f} (lowest family mean {lowest['ratio']:.3f}, {lowest['family']})"
 
 
 def threshold_table(rows: pd.DataFrame) -> list[str]:

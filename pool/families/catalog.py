@@ -2,8 +2,9 @@
 
 A family fixes the kind of data, the network and the optimizer a user's code builds; its tasks
 vary the data set (which alphabet or table, how many samples, image size, noise), the model size
-and the batch size. Six families: their best learning rates differ by orders of magnitude (SGD
-against Adam; 100 samples against 20,000), which is what a task-conditional mapping must learn.
+and the batch size. Eleven families: their best learning rates differ by orders of magnitude (SGD
+against Adam; 100 samples against 20,000; recurrent nets against MLPs), which is what a task-conditional
+mapping must learn.
 Budgets (epochs) are small so that one training takes about a second on one CPU core.
 """
 
@@ -205,6 +206,44 @@ def _sequence_gru() -> list[Task]:
     return tasks
 
 
+def _sequence_lstm() -> list[Task]:
+    """LSTMs from scratch, a second recurrent family beside the GRUs: MNIST-1D signals read one value per step
+    (``val_acc``), token classification over longer sequences, and two-layer character-level language models
+    (``val_loss``, minimised)."""
+    signals = [(800, 0.1, 32, 32, 8), (1500, 0.3, 64, 64, 4), (3000, 0.2, 32, 128, 5), (600, 0.4, 64, 16, 10),
+               (2000, 0.1, 64, 64, 6)]
+    tokens = [(1200, 4, 16, 48, 0.5, 32, 32, 5), (2500, 3, 24, 40, 0.7, 64, 64, 4), (800, 2, 12, 64, 0.4, 32, 16, 6),
+              (2000, 5, 20, 48, 0.6, 64, 64, 3)]
+    lm = [(1000, 20, 24, 1.5, 32, 32, 6), (2500, 16, 32, 2.0, 64, 64, 4), (600, 24, 16, 1.2, 32, 16, 8),
+          (1500, 12, 24, 1.0, 64, 32, 5), (3000, 28, 32, 2.5, 32, 128, 4)]
+    tasks = []
+    for i, (n, noise, width, batch, epochs) in enumerate(signals):
+        optimizer = OPTIMIZERS[i % 3]
+        tasks.append(Task(
+            "sequence_lstm", f"signal_n{n}_noise{noise:g}_w{width}_e{epochs}_{optimizer}",
+            lambda n=n, noise=noise, i=i: sources.mnist1d(n, noise, seed=500 + i),
+            lambda c, shape, w=width: nets.SequenceLSTM(None, c, width=w), optimizer, batch, epochs,
+            (("noise", noise), ("sequence_length", 40.0)),
+        ))
+    for i, (n, classes, vocab, length, sharp, width, batch, epochs) in enumerate(tokens):
+        optimizer = OPTIMIZERS[(i + 1) % 3]
+        tasks.append(Task(
+            "sequence_lstm", f"classify_n{n}_c{classes}_v{vocab}_l{length}_w{width}_e{epochs}_{optimizer}",
+            lambda n=n, c=classes, v=vocab, L=length, s=sharp, i=i: sources.markov_sequences(n, c, v, L, s, seed=600 + i),
+            lambda c, shape, v=vocab, w=width: nets.SequenceLSTM(v, c, width=w), optimizer, batch, epochs,
+            (("vocab", float(vocab)), ("sequence_length", float(length))),
+        ))
+    for i, (n, vocab, length, sharp, width, batch, epochs) in enumerate(lm):
+        optimizer = OPTIMIZERS[(i + 2) % 3]
+        tasks.append(Task(
+            "sequence_lstm", f"lm_n{n}_v{vocab}_l{length}_w{width}x2_e{epochs}_{optimizer}",
+            lambda n=n, v=vocab, L=length, s=sharp, i=i: sources.markov_text(n, v, L, s, seed=700 + i),
+            lambda c, shape, v=vocab, w=width: nets.SequenceLSTM(v, v, width=w, layers=2, per_token=True), optimizer,
+            batch, epochs, (("vocab", float(vocab)), ("sequence_length", float(length))), monitor="val_loss",
+        ))
+    return tasks
+
+
 def _regression_mlp() -> list[Task]:
     """MLP regression on tables, mean squared error, scored by validation R²."""
     settings = [("diabetes", 442, 0.0, 32, 16, 20), ("diabetes", 442, 0.0, 128, 32, 40), ("friedman1", 500, 1.0, 64, 32, 20),
@@ -247,7 +286,7 @@ def _finetune_cnn() -> list[Task]:
 
 def _catalog() -> dict[str, list[Task]]:
     families = [_omniglot_cnn(), _omniglot_resnet(), _digits_mlp(), _tabular_mlp(), _mnist1d_cnn(), _small_tables_mlp(),
-                _text_transformer(), _sequence_gru(), _regression_mlp(), _finetune_cnn()]
+                _text_transformer(), _sequence_gru(), _regression_mlp(), _finetune_cnn(), _sequence_lstm()]
     return {tasks[0].family: tasks for tasks in families}
 
 

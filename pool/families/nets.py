@@ -1,4 +1,5 @@
-"""The networks of the task families: an MLP, a small 2-D CNN, a small ResNet and a 1-D CNN.
+"""The networks of the task families: MLPs, small 2-D CNNs and ResNets, a 1-D CNN, a Transformer encoder, a GRU
+and an LSTM.
 
 Their sizes span more than 30x in parameters (a 2-16-2 MLP holds 82, the ResNet up to 76k), so
 the pool covers models whose good learning rates differ.
@@ -90,6 +91,26 @@ class TokenGRU(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         states, last = self.gru(self.tokens(x))
+        if self.per_token:
+            return self.head(states).transpose(1, 2)
+        return self.head(last[-1])
+
+
+class SequenceLSTM(nn.Module):
+    """An LSTM over a sequence: of tokens (``vocab``: an embedding first) or of scalars (``vocab=None``: a signal,
+    one value per step, projected to ``width``). A linear head on the last state of the top layer, or on every
+    state (``per_token=True``: a language model, logits ``[batch, outputs, length]``)."""
+
+    def __init__(self, vocab: int | None, outputs: int, width: int = 64, layers: int = 1, per_token: bool = False) -> None:
+        super().__init__()
+        self.inputs = nn.Linear(1, width) if vocab is None else nn.Embedding(vocab, width)
+        self.lstm = nn.LSTM(width, width, num_layers=layers, batch_first=True)
+        self.head = nn.Linear(width, outputs)
+        self.per_token = per_token
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.inputs(x.unsqueeze(-1) if x.is_floating_point() else x)
+        states, (last, _) = self.lstm(h)
         if self.per_token:
             return self.head(states).transpose(1, 2)
         return self.head(last[-1])
