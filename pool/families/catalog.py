@@ -177,6 +177,32 @@ def _text_transformer() -> list[Task]:
     return tasks
 
 
+def _markov_tasks(family: str, classify: list[tuple], lm: list[tuple], seed: int, classifier: Callable,
+                  language_model: Callable, lm_layers: str = "") -> list[Task]:
+    """A recurrent family's token tasks: classifying sequences by the Markov chain that emitted them (``val_acc``,
+    data seeds ``seed + i``) and character-level language models of second-order sources (``val_loss``, minimised;
+    seeds ``seed + 100 + i``). ``classifier(vocab, classes, width)`` and ``language_model(vocab, width)`` build the
+    networks; ``lm_layers`` tags the language models' names (e.g. ``x2``)."""
+    tasks = []
+    for i, (n, classes, vocab, length, sharp, width, batch, epochs) in enumerate(classify):
+        optimizer = OPTIMIZERS[(i + 1) % 3]
+        tasks.append(Task(
+            family, f"classify_n{n}_c{classes}_v{vocab}_l{length}_w{width}_e{epochs}_{optimizer}",
+            lambda n=n, c=classes, v=vocab, L=length, s=sharp, i=i: sources.markov_sequences(n, c, v, L, s, seed=seed + i),
+            lambda c, shape, v=vocab, w=width: classifier(v, c, w), optimizer, batch, epochs,
+            (("vocab", float(vocab)), ("sequence_length", float(length))),
+        ))
+    for i, (n, vocab, length, sharp, width, batch, epochs) in enumerate(lm):
+        optimizer = OPTIMIZERS[(i + 2) % 3]
+        tasks.append(Task(
+            family, f"lm_n{n}_v{vocab}_l{length}_w{width}{lm_layers}_e{epochs}_{optimizer}",
+            lambda n=n, v=vocab, L=length, s=sharp, i=i: sources.markov_text(n, v, L, s, seed=seed + 100 + i),
+            lambda c, shape, v=vocab, w=width: language_model(v, w), optimizer, batch, epochs,
+            (("vocab", float(vocab)), ("sequence_length", float(length))), monitor="val_loss",
+        ))
+    return tasks
+
+
 def _sequence_gru() -> list[Task]:
     """GRUs from scratch: sequence classification (``val_acc``) and character-level language models
     (``val_loss``, minimised)."""
@@ -186,24 +212,8 @@ def _sequence_gru() -> list[Task]:
     lm = [(600, 16, 24, 1.5, 32, 32, 6), (1200, 24, 32, 2.0, 64, 32, 4), (2000, 12, 16, 1.0, 32, 64, 8),
           (800, 32, 24, 2.5, 64, 16, 3), (1500, 20, 32, 1.5, 32, 64, 5), (3000, 16, 24, 2.0, 64, 128, 4),
           (1000, 28, 16, 1.2, 32, 32, 10)]
-    tasks = []
-    for i, (n, classes, vocab, length, sharp, width, batch, epochs) in enumerate(settings):
-        optimizer = OPTIMIZERS[(i + 1) % 3]
-        tasks.append(Task(
-            "sequence_gru", f"classify_n{n}_c{classes}_v{vocab}_l{length}_w{width}_e{epochs}_{optimizer}",
-            lambda n=n, c=classes, v=vocab, L=length, s=sharp, i=i: sources.markov_sequences(n, c, v, L, s, seed=200 + i),
-            lambda c, shape, v=vocab, w=width: nets.TokenGRU(v, c, width=w), optimizer, batch, epochs,
-            (("vocab", float(vocab)), ("sequence_length", float(length))),
-        ))
-    for i, (n, vocab, length, sharp, width, batch, epochs) in enumerate(lm):
-        optimizer = OPTIMIZERS[(i + 2) % 3]
-        tasks.append(Task(
-            "sequence_gru", f"lm_n{n}_v{vocab}_l{length}_w{width}_e{epochs}_{optimizer}",
-            lambda n=n, v=vocab, L=length, s=sharp, i=i: sources.markov_text(n, v, L, s, seed=300 + i),
-            lambda c, shape, v=vocab, w=width: nets.TokenGRU(v, v, width=w, per_token=True), optimizer, batch, epochs,
-            (("vocab", float(vocab)), ("sequence_length", float(length))), monitor="val_loss",
-        ))
-    return tasks
+    return _markov_tasks("sequence_gru", settings, lm, 200, lambda v, c, w: nets.TokenGRU(v, c, width=w),
+                         lambda v, w: nets.TokenGRU(v, v, width=w, per_token=True))
 
 
 def _sequence_lstm() -> list[Task]:
@@ -225,23 +235,8 @@ def _sequence_lstm() -> list[Task]:
             lambda c, shape, w=width: nets.SequenceLSTM(None, c, width=w), optimizer, batch, epochs,
             (("noise", noise), ("sequence_length", 40.0)),
         ))
-    for i, (n, classes, vocab, length, sharp, width, batch, epochs) in enumerate(tokens):
-        optimizer = OPTIMIZERS[(i + 1) % 3]
-        tasks.append(Task(
-            "sequence_lstm", f"classify_n{n}_c{classes}_v{vocab}_l{length}_w{width}_e{epochs}_{optimizer}",
-            lambda n=n, c=classes, v=vocab, L=length, s=sharp, i=i: sources.markov_sequences(n, c, v, L, s, seed=600 + i),
-            lambda c, shape, v=vocab, w=width: nets.SequenceLSTM(v, c, width=w), optimizer, batch, epochs,
-            (("vocab", float(vocab)), ("sequence_length", float(length))),
-        ))
-    for i, (n, vocab, length, sharp, width, batch, epochs) in enumerate(lm):
-        optimizer = OPTIMIZERS[(i + 2) % 3]
-        tasks.append(Task(
-            "sequence_lstm", f"lm_n{n}_v{vocab}_l{length}_w{width}x2_e{epochs}_{optimizer}",
-            lambda n=n, v=vocab, L=length, s=sharp, i=i: sources.markov_text(n, v, L, s, seed=700 + i),
-            lambda c, shape, v=vocab, w=width: nets.SequenceLSTM(v, v, width=w, layers=2, per_token=True), optimizer,
-            batch, epochs, (("vocab", float(vocab)), ("sequence_length", float(length))), monitor="val_loss",
-        ))
-    return tasks
+    return tasks + _markov_tasks("sequence_lstm", tokens, lm, 600, lambda v, c, w: nets.SequenceLSTM(v, c, width=w),
+                                 lambda v, w: nets.SequenceLSTM(v, v, width=w, layers=2, per_token=True), "x2")
 
 
 def _regression_mlp() -> list[Task]:
